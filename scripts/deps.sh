@@ -1,0 +1,24 @@
+#!/bin/sh
+# Install the Debian packages yubin needs to build, run or test, only when
+# some are missing, so a warm machine never touches the network.
+# Usage: scripts/deps.sh build|test
+set -e
+pkgs="gcc clang make meson ninja-build pkg-config libevent-dev libssl-dev
+libsqlite3-dev libsodium-dev libinih-dev libc-ares-dev zlib1g-dev libcrypt-dev
+openssl"
+if [ "${1:-build}" = test ]; then
+	pkgs="$pkgs python3 python3-pytest swaks libclang-rt-14-dev"
+fi
+missing=""
+for p in $pkgs; do
+	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO=sudo
+else
+	SUDO=
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing

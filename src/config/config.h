@@ -1,0 +1,88 @@
+/* The configuration file: an INI file read with libinih.
+ *
+ * Directives are declared in one table (config.c) of {section, key, type,
+ * offset, default}. An unknown section or key, a bad value or a missing
+ * required value is an error naming FILE:LINE and the key. Relative paths
+ * are taken relative to the folder holding the config file. */
+#ifndef YUBIN_CONFIG_H
+#define YUBIN_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+enum listener_kind {
+	LISTENER_SMTP,		/* [smtp]: port 25, mail for our domains */
+	LISTENER_SUBMISSION,	/* [submission]: 587, STARTTLS, AUTH */
+	LISTENER_SUBMISSIONS,	/* [submissions]: 465, implicit TLS */
+	LISTENER_IMAP,		/* [imap]: 143, STARTTLS */
+	LISTENER_IMAPS,		/* [imaps]: 993, implicit TLS */
+	LISTENER_POP3,		/* [pop3]: 110, STLS */
+	LISTENER_POP3S,		/* [pop3s]: 995, implicit TLS */
+	LISTENER__COUNT
+};
+
+/* What to do with a bare LF or bare CR inside DATA. */
+enum bare_lf_policy {
+	BARE_LF_REJECT,		/* refuse the message (550 5.6.11) */
+	BARE_LF_NORMALIZE,	/* turn it into CRLF */
+};
+
+enum plaintext_auth {
+	PLAINTEXT_AUTH_TLS,
+	PLAINTEXT_AUTH_LOOPBACK,
+	PLAINTEXT_AUTH_ALWAYS,
+};
+
+struct config_listen {
+	char *host;	/* numeric address or name, without brackets */
+	char *port;
+	char *file;	/* where it was written, for error messages */
+	int line;
+};
+
+struct config_listener {
+	bool present;		/* the section appears in the file */
+	const char *section;	/* "smtp", "submission", ... */
+	size_t listen_count;
+	struct config_listen *listen;
+	enum bare_lf_policy bare_lf;	/* SMTP kinds only */
+};
+
+struct config {
+	char *path;		/* the file read */
+
+	/* [server] */
+	char *hostname;		/* default: gethostname() */
+	char *data_dir;		/* absolute */
+	char *user;		/* drop to this user when started as root; NULL: none */
+	char *tls_cert;		/* absolute path, NULL if unset */
+	char *tls_key;
+	bool tls_selfsigned;	/* make cert and key on first start if both are missing */
+	unsigned io_threads;	/* 0: one per core */
+	char *log_level;
+	enum plaintext_auth plaintext_auth;
+
+	struct config_listener listeners[LISTENER__COUNT];
+
+	/* [limits] */
+	uint64_t max_message_size;	/* bytes, SIZE */
+	uint32_t max_line_length;	/* bytes of a command line incl. CRLF */
+	uint32_t max_recipients;	/* RCPT per transaction */
+	uint32_t max_errors;		/* protocol errors before disconnect */
+	uint32_t max_connections;	/* concurrent, all listeners */
+	uint32_t max_connections_per_ip;
+	uint32_t smtp_timeout;		/* seconds idle between commands */
+	uint32_t smtp_data_timeout;	/* seconds for a whole DATA/BDAT transfer */
+	uint32_t max_received_headers;	/* mail loop detection */
+};
+
+/* Reads and checks the file. Returns 0 and a new config, or -1 with
+ * *error_r set to one line ("FILE:LINE: key: problem"), to be freed. */
+int config_load(const char *path, struct config **config_r, char **error_r);
+void config_free(struct config **config);
+
+/* The section name of a listener kind ("smtp", ...). */
+const char *config_listener_name(enum listener_kind kind);
+
+#endif
