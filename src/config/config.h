@@ -62,6 +62,7 @@ struct config {
 	unsigned io_threads;	/* 0: one per core */
 	char *log_level;
 	enum plaintext_auth plaintext_auth;
+	char *recipient_delimiter;	/* "+" by default; "" disables */
 
 	struct config_listener listeners[LISTENER__COUNT];
 

@@ -1,0 +1,173 @@
+/* The mailbox store: domains, accounts, aliases, mailboxes, messages and the
+ * outbound queue, in one SQLite database (WAL mode) under data_dir, with
+ * message bodies as immutable files under data_dir/msg/.
+ *
+ * Layout of data_dir:
+ *   yubin.db         the database (plus -wal and -shm)
+ *   msg/BUCKET/ID    message bodies; BUCKET is the hour they were written
+ *   tmp/             bodies being received; emptied at start-up
+ *
+ * Writes from protocol sessions go through one writer thread that batches
+ * them into shared transactions (group commit, see store_writer.c); a session
+ * learns its write is durable through a callback posted to its own loop.
+ * Reads use a connection per thread (struct store_reader) and never wait for
+ * the writer. The admin functions below are for the CLI: synchronous, one
+ * transaction each, safe while a server runs on the same data_dir.
+ *
+ * All functions return 0 for success and -1 for failure, with *error_r set to
+ * a new string to show to the user (caller frees), unless noted. */
+#ifndef YUBIN_STORE_H
+#define YUBIN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct loop;
+struct store;
+struct store_reader;
+struct store_delivery;
+
+/* Opens (creating and migrating when needed) the store in data_dir. */
+int store_open(const char *data_dir, struct store **store_r, char **error_r);
+void store_close(struct store **store);
+const char *store_data_dir(struct store *store);
+
+/* Starts the writer thread (the server does; the CLI does not). */
+int store_writer_start(struct store *store, char **error_r);
+/* Finishes every write already submitted, then stops the thread. */
+void store_writer_stop(struct store *store);
+
+/* ---- admin (CLI) ---- */
+
+/* Special-use mailboxes every new account gets (RFC 6154). */
+#define STORE_DEFAULT_MAILBOXES { \
+	{ "INBOX", NULL }, { "Sent", "\\Sent" }, { "Drafts", "\\Drafts" }, \
+	{ "Trash", "\\Trash" }, { "Junk", "\\Junk" } }
+
+int store_domain_add(struct store *s, const char *domain, char **error_r);
+/* Refuses while the domain still has accounts or aliases. */
+int store_domain_del(struct store *s, const char *domain, char **error_r);
+/* A NULL-terminated array of new strings; free with store_strv_free(). */
+int store_domain_list(struct store *s, char ***names_r, char **error_r);
+
+/* address must be "local@domain" with domain already added; hash is a
+ * password hash as made by password_hash() or password_import(). */
+int store_user_add(struct store *s, const char *address, const char *hash,
+		   char **error_r);
+/* Deletes the account, its mailboxes and its messages. */
+int store_user_del(struct store *s, const char *address, char **error_r);
+int store_user_passwd(struct store *s, const char *address, const char *hash,
+		      char **error_r);
+/* domain may be NULL for all domains. Entries are "local@domain". */
+int store_user_list(struct store *s, const char *domain, char ***addresses_r,
+		    char **error_r);
+/* The stored hash of an account, or -1 when there is no such account. */
+int store_user_hash(struct store *s, const char *address, char **hash_r,
+		    char **error_r);
+
+/* source is "local@domain" or "@domain" (catch-all) of a local domain;
+ * target is any address. An alias may have several targets. */
+int store_alias_add(struct store *s, const char *source, const char *target,
+		    char **error_r);
+/* target NULL deletes every target of source. */
+int store_alias_del(struct store *s, const char *source, const char *target,
+		    char **error_r);
+/* Entries are "source target". */
+int store_alias_list(struct store *s, const char *domain, char ***entries_r,
+		     char **error_r);
+
+struct store_mail_row {
+	uint32_t uid;
+	int64_t internaldate;	/* seconds since the epoch */
+	uint64_t size;		/* octets as served (prefix + body file) */
+	char *from;		/* From: header, unfolded, may be "" */
+	char *subject;		/* Subject: header, unfolded, may be "" */
+};
+/* mailbox NULL is INBOX. */
+int store_mail_list(struct store *s, const char *address, const char *mailbox,
+		    struct store_mail_row **rows_r, size_t *count_r, char **error_r);
+void store_mail_rows_free(struct store_mail_row **rows, size_t count);
+/* Writes the message exactly as a reader would get it to fd. */
+int store_mail_show(struct store *s, const char *address, const char *mailbox,
+		    uint32_t uid, int fd, char **error_r);
+
+struct store_queue_row {
+	int64_t id;
+	char *queue_id;
+	char *sender;
+	char *recipient;
+	int64_t created;
+	int64_t next_attempt;
+	uint32_t attempts;
+	char *last_error;	/* may be NULL */
+};
+int store_queue_list(struct store *s, struct store_queue_row **rows_r,
+		     size_t *count_r, char **error_r);
+void store_queue_rows_free(struct store_queue_row **rows, size_t count);
+
+void store_strv_free(char ***strv);
+
+/* ---- per-thread reads (server) ---- */
+
+struct store_reader *store_reader_new(struct store *s);
+void store_reader_free(struct store_reader **r);
+
+bool store_domain_is_local(struct store_reader *r, const char *domain);
+
+/* Where a recipient's mail goes after alias expansion. */
+struct store_target {
+	int64_t account_id;	/* > 0: a local account */
+	char *address;		/* the final address (for remote targets, and Delivered-To) */
+};
+struct store_targets {
+	size_t count;
+	struct store_target *v;
+};
+enum store_resolve_result {
+	STORE_RESOLVE_OK,		/* targets filled */
+	STORE_RESOLVE_NOT_LOCAL,	/* the domain is not ours */
+	STORE_RESOLVE_NO_SUCH_USER,	/* our domain, nobody there */
+	STORE_RESOLVE_ERROR,		/* database trouble: answer 451 */
+};
+/* Resolves local@domain (domain lower case): alias (recursive, depth and
+ * fan-out limited, duplicates removed), then account, then the part before
+ * recipient_delimiter (if set), then catch-all; postmaster@ of a local domain
+ * always resolves (RFC 5321 4.5.1). */
+enum store_resolve_result
+store_resolve(struct store_reader *r, const char *local, const char *domain,
+	      const char *recipient_delimiter, struct store_targets *targets_r);
+void store_targets_deinit(struct store_targets *t);
+
+/* ---- delivery (server) ---- */
+
+/* Starts a new message: a body file in tmp/. The queue id names it from
+ * now on in logs. Returns NULL with *error_r on a file system error. */
+struct store_delivery *store_delivery_new(struct store *s, char **error_r);
+const char *store_delivery_queue_id(struct store_delivery *d);
+/* Appends body bytes (the message as it will be stored, CRLF line ends).
+ * Returns 0, or -1 on a write error (disk full): the delivery must then be
+ * aborted. */
+int store_delivery_write(struct store_delivery *d, const void *data, size_t len);
+uint64_t store_delivery_size(struct store_delivery *d);
+/* The envelope sender ("" for the null sender). */
+void store_delivery_set_sender(struct store_delivery *d, const char *sender);
+/* A local account receives the message in its INBOX; rcpt is the address
+ * that led there (for Delivered-To). Adding one account twice delivers once. */
+void store_delivery_add_local(struct store_delivery *d, int64_t account_id,
+			      const char *rcpt);
+/* A remote recipient: the message waits in the queue for it. */
+void store_delivery_add_remote(struct store_delivery *d, const char *rcpt);
+
+/* Called on the loop given to store_delivery_commit, once the message is on
+ * stable storage (result 0) or could not be stored (result -1). */
+typedef void store_done_fn(void *arg, int result);
+/* Hands the delivery to the writer thread, which syncs the body, moves it in
+ * place and commits all rows in one transaction. Takes ownership of d. */
+void store_delivery_commit(struct store_delivery *d, struct loop *loop,
+			   store_done_fn *done, void *arg);
+/* Drops a delivery that was not committed and removes its file. */
+void store_delivery_abort(struct store_delivery **d);
+
+#endif
