@@ -1,0 +1,600 @@
+/* Opening the store, its schema and migrations, per-thread readers and
+ * recipient resolution. */
+#include "store/store_private.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Each entry moves the schema from version i to i + 1, in one transaction.
+ * Never edit a released step: add a new one. */
+static const char *const migrations[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE domains ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  created INTEGER NOT NULL);"
+	"CREATE TABLE accounts ("
+	"  id INTEGER PRIMARY KEY,"
+	"  domain_id INTEGER NOT NULL REFERENCES domains(id),"
+	"  localpart TEXT NOT NULL,"
+	"  password TEXT NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  UNIQUE (domain_id, localpart));"
+	"CREATE TABLE aliases ("
+	"  id INTEGER PRIMARY KEY,"
+	"  domain_id INTEGER NOT NULL REFERENCES domains(id),"
+	"  localpart TEXT NOT NULL,"	/* '' is the catch-all */
+	"  target TEXT NOT NULL,"
+	"  UNIQUE (domain_id, localpart, target));"
+	"CREATE TABLE mailboxes ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  special_use TEXT,"
+	"  subscribed INTEGER NOT NULL DEFAULT 1,"
+	"  uidvalidity INTEGER NOT NULL,"
+	"  uidnext INTEGER NOT NULL DEFAULT 1,"
+	"  highestmodseq INTEGER NOT NULL DEFAULT 1,"
+	"  UNIQUE (account_id, name));"
+	/* One row per body file; shared by every mailbox entry and queue row
+	 * that holds the message, so several recipients cost one file. */
+	"CREATE TABLE messages ("
+	"  id INTEGER PRIMARY KEY,"
+	"  queue_id TEXT NOT NULL UNIQUE,"
+	"  body TEXT NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  received INTEGER NOT NULL,"
+	"  sender TEXT NOT NULL,"
+	"  hdr_from TEXT NOT NULL DEFAULT '',"
+	"  hdr_subject TEXT NOT NULL DEFAULT '',"
+	"  hdr_date TEXT,"
+	"  hdr_message_id TEXT,"
+	"  envelope TEXT,"
+	"  bodystructure TEXT);"
+	/* A message in a mailbox. prefix holds the per-recipient header lines
+	 * (Return-Path, Delivered-To) served before the shared body file. */
+	"CREATE TABLE mail ("
+	"  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+	"  uid INTEGER NOT NULL,"
+	"  message_id INTEGER NOT NULL REFERENCES messages(id),"
+	"  prefix BLOB NOT NULL DEFAULT '',"
+	"  flags INTEGER NOT NULL DEFAULT 0,"
+	"  keywords TEXT,"
+	"  modseq INTEGER NOT NULL,"
+	"  internaldate INTEGER NOT NULL,"
+	"  savedate INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
+	"CREATE INDEX mail_message ON mail(message_id);"
+	"CREATE INDEX mail_modseq ON mail(mailbox_id, modseq);"
+	"CREATE TABLE expunged ("
+	"  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+	"  uid INTEGER NOT NULL,"
+	"  modseq INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
+	"CREATE TABLE queue ("
+	"  id INTEGER PRIMARY KEY,"
+	"  message_id INTEGER NOT NULL REFERENCES messages(id),"
+	"  recipient TEXT NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  next_attempt INTEGER NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  last_error TEXT);"
+	"CREATE INDEX queue_next ON queue(next_attempt);"
+	"CREATE INDEX queue_message ON queue(message_id);",
+};
+
+char *store_db_error(sqlite3 *db, const char *what)
+{
+	return xasprintf("%s: %s", what, sqlite3_errmsg(db));
+}
+
+int store_exec(sqlite3 *db, const char *sql, char **error_r)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		*error_r = xasprintf("database: %s", msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+int store_db_open(struct store *s, sqlite3 **db_r, bool readonly, char **error_r)
+{
+	char *path = xasprintf("%s/yubin.db", s->data_dir);
+	sqlite3 *db = NULL;
+	int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+		    SQLITE_OPEN_NOMUTEX;
+	int rc = sqlite3_open_v2(path, &db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		*error_r = xasprintf("%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		free(path);
+		return -1;
+	}
+	free(path);
+	sqlite3_busy_timeout(db, 10000);
+	/* WAL: readers never block the writer. synchronous=FULL: a commit is on
+	 * stable storage when it returns, which is what our 250 promises. */
+	const char *pragmas = readonly ?
+		"PRAGMA foreign_keys = ON;" :
+		"PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+		"PRAGMA foreign_keys = ON;";
+	if (store_exec(db, pragmas, error_r) < 0) {
+		sqlite3_close(db);
+		return -1;
+	}
+	*db_r = db;
+	return 0;
+}
+
+static int migrate(struct store *s, char **error_r)
+{
+	sqlite3_stmt *st;
+	int version = 0;
+	if (store_exec(s->db, "BEGIN IMMEDIATE", error_r) < 0)
+		return -1;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > (int)ARRAY_SIZE(migrations)) {
+		*error_r = xasprintf("database schema version %d is newer than this "
+				     "yubin (%d): upgrade yubin", version,
+				     (int)ARRAY_SIZE(migrations));
+		goto fail;
+	}
+	for (; version < (int)ARRAY_SIZE(migrations); version++) {
+		if (store_exec(s->db, migrations[version], error_r) < 0)
+			goto fail;
+		char sql[64];
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", version + 1);
+		if (store_exec(s->db, sql, error_r) < 0)
+			goto fail;
+		log_info("event=schema_migrated version=%d", version + 1);
+	}
+	return store_exec(s->db, "COMMIT", error_r);
+fail:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static int make_dir(const char *path, char **error_r)
+{
+	if (mkdir(path, 0750) < 0 && errno != EEXIST) {
+		*error_r = xasprintf("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Bodies left in tmp/ belong to transactions that never committed. */
+void store_clean_tmp(struct store *s)
+{
+	char *tmp = xasprintf("%s/tmp", s->data_dir);
+	DIR *d = opendir(tmp);
+	if (d != NULL) {
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+				log_info("event=tmp_removed file=%s", de->d_name);
+		}
+		closedir(d);
+	}
+	free(tmp);
+}
+
+int store_open(const char *data_dir, struct store **store_r, char **error_r)
+{
+	struct store *s = xcalloc(1, sizeof(*s));
+	s->data_dir = xstrdup(data_dir);
+	s->data_dir_fd = -1;
+	pthread_mutex_init(&s->id_lock, NULL);
+	pthread_mutex_init(&s->writer_lock, NULL);
+	pthread_cond_init(&s->writer_cond, NULL);
+	s->jobs_tail = &s->jobs_head;
+
+	char *msg = xasprintf("%s/msg", data_dir), *tmp = xasprintf("%s/tmp", data_dir);
+	int r = make_dir(data_dir, error_r);
+	if (r == 0)
+		r = make_dir(msg, error_r);
+	if (r == 0)
+		r = make_dir(tmp, error_r);
+	free(msg);
+	free(tmp);
+	if (r < 0)
+		goto fail;
+	s->data_dir_fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->data_dir_fd < 0) {
+		*error_r = xasprintf("%s: %s", data_dir, strerror(errno));
+		goto fail;
+	}
+	if (store_db_open(s, &s->db, false, error_r) < 0 || migrate(s, error_r) < 0)
+		goto fail;
+	*store_r = s;
+	return 0;
+fail:
+	store_close(&s);
+	return -1;
+}
+
+void store_close(struct store **sp)
+{
+	struct store *s = *sp;
+	if (s == NULL)
+		return;
+	if (s->writer_running)
+		store_writer_stop(s);
+	sqlite3_close(s->db);
+	if (s->data_dir_fd >= 0)
+		close(s->data_dir_fd);
+	pthread_mutex_destroy(&s->id_lock);
+	pthread_mutex_destroy(&s->writer_lock);
+	pthread_cond_destroy(&s->writer_cond);
+	free(s->data_dir);
+	free(s);
+	*sp = NULL;
+}
+
+const char *store_data_dir(struct store *s)
+{
+	return s->data_dir;
+}
+
+
+void store_new_id(struct store *s, char out[17])
+{
+	/* 40 bits of seconds and 24 bits of a counter seeded at random: unique
+	 * within a process for 16 million messages a second, and across
+	 * restarts because the seconds move on. */
+	pthread_mutex_lock(&s->id_lock);
+	if (s->id_counter == 0)
+		random_bytes(&s->id_counter, sizeof(s->id_counter));
+	uint64_t c = ++s->id_counter;
+	pthread_mutex_unlock(&s->id_lock);
+	uint64_t t = (uint64_t)(time_now_ms() / 1000);
+	snprintf(out, 17, "%010llX%06llX", (unsigned long long)(t & 0xFFFFFFFFFFULL),
+		 (unsigned long long)(c & 0xFFFFFF));
+}
+
+char *store_body_path(const char *bucket, const char *queue_id)
+{
+	return xasprintf("msg/%s/%s", bucket, queue_id);
+}
+
+int store_split_address(const char *address, char **local_r, char **domain_r,
+			char **error_r)
+{
+	const char *at = strrchr(address, '@');
+	if (at == NULL || at == address || at[1] == '\0') {
+		*error_r = xasprintf("%s: not an address of the form local@domain", address);
+		return -1;
+	}
+	*local_r = xstrndup(address, (size_t)(at - address));
+	*domain_r = xstrdup(at + 1);
+	str_lower(*local_r);
+	str_lower(*domain_r);
+	return 0;
+}
+
+int store_gc_bodies(struct store *s, sqlite3 *db, char **error_r)
+{
+	sqlite3_stmt *sel = NULL, *del = NULL;
+	int r = -1;
+	if (sqlite3_prepare_v2(db,
+			"SELECT id, body FROM messages m WHERE"
+			" NOT EXISTS (SELECT 1 FROM mail WHERE message_id = m.id) AND"
+			" NOT EXISTS (SELECT 1 FROM queue WHERE message_id = m.id)",
+			-1, &sel, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "DELETE FROM messages WHERE id = ?", -1, &del, NULL) != SQLITE_OK) {
+		*error_r = store_db_error(db, "collecting unused bodies");
+		goto out;
+	}
+	int rc;
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		const char *body = (const char *)sqlite3_column_text(sel, 1);
+		/* The row goes first; a file left behind by a crash right here
+		 * is only wasted space, never a dangling reference. */
+		sqlite3_bind_int64(del, 1, sqlite3_column_int64(sel, 0));
+		if (sqlite3_step(del) != SQLITE_DONE) {
+			*error_r = store_db_error(db, "deleting message");
+			goto out;
+		}
+		sqlite3_reset(del);
+		if (unlinkat(s->data_dir_fd, body, 0) < 0 && errno != ENOENT)
+			log_warn("event=body_unlink_failed file=%s error=\"%s\"", body, strerror(errno));
+	}
+	if (rc != SQLITE_DONE) {
+		*error_r = store_db_error(db, "collecting unused bodies");
+		goto out;
+	}
+	r = 0;
+out:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(del);
+	return r;
+}
+
+void store_strv_free(char ***strvp)
+{
+	char **v = *strvp;
+	if (v == NULL)
+		return;
+	for (size_t i = 0; v[i]; i++)
+		free(v[i]);
+	free(v);
+	*strvp = NULL;
+}
+
+/* ---- readers ---- */
+
+struct store_reader *store_reader_new(struct store *s)
+{
+	struct store_reader *r = xcalloc(1, sizeof(*r));
+	char *error = NULL;
+	r->store = s;
+	if (store_db_open(s, &r->db, true, &error) < 0)
+		log_fatal("event=store_reader_open error=\"%s\"", error);
+	if (sqlite3_prepare_v2(r->db, "SELECT id FROM domains WHERE name = ?", -1,
+			       &r->st_domain, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "SELECT target FROM aliases WHERE domain_id = ? AND localpart = ?",
+			       -1, &r->st_alias, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "SELECT id FROM accounts WHERE domain_id = ? AND localpart = ?",
+			       -1, &r->st_account, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "SELECT id, localpart FROM accounts WHERE domain_id = ? ORDER BY id LIMIT 1",
+			       -1, &r->st_first_account, NULL) != SQLITE_OK)
+		log_fatal("event=store_reader_prepare error=\"%s\"", sqlite3_errmsg(r->db));
+	return r;
+}
+
+void store_reader_free(struct store_reader **rp)
+{
+	struct store_reader *r = *rp;
+	if (r == NULL)
+		return;
+	sqlite3_finalize(r->st_domain);
+	sqlite3_finalize(r->st_alias);
+	sqlite3_finalize(r->st_account);
+	sqlite3_finalize(r->st_first_account);
+	sqlite3_close(r->db);
+	free(r);
+	*rp = NULL;
+}
+
+/* Returns the domain's id, 0 when it is not ours, -1 on error. */
+static int64_t domain_id(struct store_reader *r, const char *domain)
+{
+	int64_t id = 0;
+	sqlite3_bind_text(r->st_domain, 1, domain, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(r->st_domain);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(r->st_domain, 0);
+	else if (rc != SQLITE_DONE)
+		id = -1;
+	sqlite3_reset(r->st_domain);
+	sqlite3_clear_bindings(r->st_domain);
+	return id;
+}
+
+bool store_domain_is_local(struct store_reader *r, const char *domain)
+{
+	return domain_id(r, domain) > 0;
+}
+
+static int64_t account_id(struct store_reader *r, int64_t dom, const char *local)
+{
+	int64_t id = 0;
+	sqlite3_bind_int64(r->st_account, 1, dom);
+	sqlite3_bind_text(r->st_account, 2, local, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(r->st_account);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(r->st_account, 0);
+	else if (rc != SQLITE_DONE)
+		id = -1;
+	sqlite3_reset(r->st_account);
+	return id;
+}
+
+/* Alias targets of local@dom: returns the count (0: none), -1 on error.
+ * *targets_r is a NULL-terminated vector. */
+static int alias_targets(struct store_reader *r, int64_t dom, const char *local,
+			 char ***targets_r)
+{
+	size_t n = 0;
+	char **v = NULL;
+	int rc;
+	sqlite3_bind_int64(r->st_alias, 1, dom);
+	sqlite3_bind_text(r->st_alias, 2, local, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(r->st_alias)) == SQLITE_ROW) {
+		v = xrealloc(v, (n + 2) * sizeof(*v));
+		v[n++] = xstrdup((const char *)sqlite3_column_text(r->st_alias, 0));
+		v[n] = NULL;
+	}
+	sqlite3_reset(r->st_alias);
+	if (rc != SQLITE_DONE) {
+		store_strv_free(&v);
+		return -1;
+	}
+	*targets_r = v;
+	return (int)n;
+}
+
+#define RESOLVE_MAX_DEPTH 8
+#define RESOLVE_MAX_TARGETS 1000
+
+struct resolve_ctx {
+	struct store_reader *r;
+	const char *delimiter;
+	struct store_targets *out;
+	char *visited[RESOLVE_MAX_DEPTH + 1];
+	size_t depth;
+	bool error;
+};
+
+static void add_target(struct resolve_ctx *c, int64_t account, const char *address)
+{
+	struct store_targets *t = c->out;
+	for (size_t i = 0; i < t->count; i++) {
+		if (account > 0 ? t->v[i].account_id == account :
+		    (t->v[i].account_id == 0 && str_ieq(t->v[i].address, address)))
+			return;
+	}
+	if (t->count >= RESOLVE_MAX_TARGETS) {
+		log_warn("event=alias_fanout_limit address=%s", address);
+		return;
+	}
+	t->v = xrealloc(t->v, (t->count + 1) * sizeof(*t->v));
+	t->v[t->count].account_id = account;
+	t->v[t->count].address = xstrdup(address);
+	t->count++;
+}
+
+static enum store_resolve_result resolve(struct resolve_ctx *c, const char *local,
+					 const char *domain);
+
+/* Expands a list of alias targets; true when at least one led somewhere. */
+static bool expand(struct resolve_ctx *c, char **targets)
+{
+	bool any = false;
+	for (size_t i = 0; targets[i]; i++) {
+		char *tl, *td, *err = NULL;
+		if (store_split_address(targets[i], &tl, &td, &err) < 0) {
+			log_warn("event=alias_target_invalid target=%s", targets[i]);
+			free(err);
+			continue;
+		}
+		enum store_resolve_result res = resolve(c, tl, td);
+		if (res == STORE_RESOLVE_NOT_LOCAL) {
+			add_target(c, 0, targets[i]);
+			res = STORE_RESOLVE_OK;
+		}
+		if (res == STORE_RESOLVE_OK)
+			any = true;
+		else if (res == STORE_RESOLVE_ERROR)
+			c->error = true;
+		free(tl);
+		free(td);
+	}
+	return any;
+}
+
+static enum store_resolve_result resolve(struct resolve_ctx *c, const char *local,
+					 const char *domain)
+{
+	struct store_reader *r = c->r;
+	int64_t dom = domain_id(r, domain);
+	if (dom < 0)
+		return STORE_RESOLVE_ERROR;
+	if (dom == 0)
+		return STORE_RESOLVE_NOT_LOCAL;
+
+	char *address = xasprintf("%s@%s", local, domain);
+	str_lower(address);
+	bool looped = false;
+	for (size_t i = 0; i < c->depth; i++) {
+		if (strcmp(c->visited[i], address) == 0)
+			looped = true;
+	}
+	if (c->depth >= RESOLVE_MAX_DEPTH) {
+		log_warn("event=alias_depth_limit address=%s", address);
+		free(address);
+		return STORE_RESOLVE_NO_SUCH_USER;
+	}
+	c->visited[c->depth++] = address;
+
+	enum store_resolve_result res = STORE_RESOLVE_NO_SUCH_USER;
+	char *lc = xstrdup(local);
+	str_lower(lc);
+	char **targets = NULL;
+	int64_t acc;
+	int n;
+
+	/* An alias seen again on the way ("a -> a, b") means "a's own box too". */
+	if (!looped && (n = alias_targets(r, dom, lc, &targets)) != 0) {
+		if (n < 0)
+			res = STORE_RESOLVE_ERROR;
+		else if (expand(c, targets))
+			res = STORE_RESOLVE_OK;
+		goto out;
+	}
+	if ((acc = account_id(r, dom, lc)) != 0) {
+		if (acc < 0) {
+			res = STORE_RESOLVE_ERROR;
+		} else {
+			add_target(c, acc, address);
+			res = STORE_RESOLVE_OK;
+		}
+		goto out;
+	}
+	if (c->delimiter && *c->delimiter) {
+		char *d = strpbrk(lc, c->delimiter);
+		if (d != NULL && d != lc) {
+			*d = '\0';
+			res = resolve(c, lc, domain);
+			if (res != STORE_RESOLVE_NO_SUCH_USER)
+				goto out;
+			*d = c->delimiter[0];
+		}
+	}
+	if (!looped && (n = alias_targets(r, dom, "", &targets)) != 0) {
+		if (n < 0)
+			res = STORE_RESOLVE_ERROR;
+		else if (expand(c, targets))
+			res = STORE_RESOLVE_OK;
+		goto out;
+	}
+	/* RFC 5321 4.5.1: postmaster must be accepted. With no account or
+	 * alias for it, the domain's first account receives it. */
+	if (strcmp(lc, "postmaster") == 0) {
+		sqlite3_bind_int64(r->st_first_account, 1, dom);
+		int rc = sqlite3_step(r->st_first_account);
+		if (rc == SQLITE_ROW) {
+			add_target(c, sqlite3_column_int64(r->st_first_account, 0), address);
+			res = STORE_RESOLVE_OK;
+		} else if (rc != SQLITE_DONE) {
+			res = STORE_RESOLVE_ERROR;
+		}
+		sqlite3_reset(r->st_first_account);
+	}
+out:
+	store_strv_free(&targets);
+	free(lc);
+	c->depth--;
+	free(c->visited[c->depth]);
+	return res;
+}
+
+enum store_resolve_result
+store_resolve(struct store_reader *r, const char *local, const char *domain,
+	      const char *recipient_delimiter, struct store_targets *targets_r)
+{
+	struct resolve_ctx c = { .r = r, .delimiter = recipient_delimiter, .out = targets_r };
+	targets_r->count = 0;
+	targets_r->v = NULL;
+	enum store_resolve_result res = resolve(&c, local, domain);
+	if (c.error && res != STORE_RESOLVE_OK)
+		res = STORE_RESOLVE_ERROR;
+	if (res != STORE_RESOLVE_OK)
+		store_targets_deinit(targets_r);
+	return res;
+}
+
+void store_targets_deinit(struct store_targets *t)
+{
+	for (size_t i = 0; i < t->count; i++)
+		free(t->v[i].address);
+	free(t->v);
+	t->v = NULL;
+	t->count = 0;
+}

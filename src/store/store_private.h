@@ -1,0 +1,75 @@
+/* Internals shared by the store's files. Nothing outside store/ includes this. */
+#ifndef YUBIN_STORE_PRIVATE_H
+#define YUBIN_STORE_PRIVATE_H
+
+#include "store/store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+struct store_job;
+
+struct store {
+	char *data_dir;
+	int data_dir_fd;
+	sqlite3 *db;		/* admin (CLI) connection; the writer has its own */
+	pthread_mutex_t id_lock;
+	uint64_t id_counter;
+
+	/* writer thread (store_writer.c) */
+	bool writer_running;
+	bool writer_stopping;
+	pthread_t writer_thread;
+	pthread_mutex_t writer_lock;
+	pthread_cond_t writer_cond;
+	struct store_job *jobs_head, **jobs_tail;
+	sqlite3 *writer_db;
+};
+
+struct store_reader {
+	struct store *store;
+	sqlite3 *db;
+	sqlite3_stmt *st_domain;
+	sqlite3_stmt *st_alias;
+	sqlite3_stmt *st_account;
+	sqlite3_stmt *st_first_account;
+};
+
+/* A unit of work for the writer thread. prepare runs outside the shared
+ * transaction (fsync of body files); apply runs inside it, in its own
+ * savepoint, so one failing job does not undo the others; done is posted to
+ * loop with the result. */
+struct store_job {
+	struct store_job *next;
+	int (*prepare)(struct store_job *job);
+	int (*apply)(struct store_job *job, sqlite3 *db);
+	void (*finish)(struct store_job *job, int result);	/* frees the job */
+	int result;
+};
+
+/* store.c */
+int store_db_open(struct store *s, sqlite3 **db_r, bool readonly, char **error_r);
+/* Runs SQL with no result rows; on error sets *error_r. */
+int store_exec(sqlite3 *db, const char *sql, char **error_r);
+char *store_db_error(sqlite3 *db, const char *what);
+/* Splits "local@domain" into a domain-lowercased pair (new strings). */
+int store_split_address(const char *address, char **local_r, char **domain_r,
+			char **error_r);
+/* Path of a body file relative to data_dir, as stored in messages.body. */
+char *store_body_path(const char *bucket, const char *queue_id);
+/* A new unique id (time + counter), 16 hex digits. */
+void store_new_id(struct store *s, char out[17]);
+/* Removes body files no longer referenced by any mailbox entry or queue
+ * row. Call inside or after a transaction that dropped references. */
+int store_gc_bodies(struct store *s, sqlite3 *db, char **error_r);
+
+/* Removes bodies left in tmp/ by transactions that never committed. Only
+ * when no other process writes to the store (server start-up). */
+void store_clean_tmp(struct store *s);
+
+/* store_writer.c */
+void store_writer_submit(struct store *s, struct store_job *job);
+
+#define STORE_SCHEMA_VERSION 1
+
+#endif
