@@ -1,0 +1,240 @@
+/* yubin serve: bind, drop privileges, open the store, run the I/O threads,
+ * and stop cleanly on SIGTERM. */
+#include "daemon/serve.h"
+#include "daemon/privs.h"
+#include "config/config.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/util.h"
+#include "net/net.h"
+#include "net/tls.h"
+#include "smtp/smtp.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define IO_THREADS_MAX 64
+
+struct io_thread {
+	pthread_t thread;
+	struct loop *loop;
+	struct listen_socket *socks;
+	size_t sock_count;
+};
+
+static void *io_main(void *arg)
+{
+	struct io_thread *t = arg;
+	net_listen_start(t->loop, t->socks, t->sock_count);
+	loop_run(t->loop);
+	net_listen_stop(t->loop);
+	net_close_all(t->loop);
+	smtp_thread_deinit();
+	return NULL;
+}
+
+static const struct conn_handler *handler_for(enum listener_kind kind)
+{
+	switch (kind) {
+	case LISTENER_SMTP:
+		return &smtp_conn_handler;
+	default:
+		return NULL;	/* not yet: see docs/design.md */
+	}
+}
+
+static bool implicit_tls(enum listener_kind kind)
+{
+	return kind == LISTENER_SUBMISSIONS || kind == LISTENER_IMAPS || kind == LISTENER_POP3S;
+}
+
+static int bind_all(struct config *cfg, struct listen_socket **socks_r, size_t *count_r)
+{
+	for (int k = 0; k < LISTENER__COUNT; k++) {
+		struct config_listener *l = &cfg->listeners[k];
+		if (!l->present)
+			continue;
+		const struct conn_handler *h = handler_for((enum listener_kind)k);
+		if (h == NULL) {
+			log_warn("event=listener_skipped section=%s reason=\"not implemented yet\"",
+				 l->section);
+			continue;
+		}
+		if (implicit_tls((enum listener_kind)k) && !tls_loaded()) {
+			fprintf(stderr, "yubin: [%s] needs tls_cert and tls_key in [server]\n",
+				l->section);
+			return -1;
+		}
+		for (size_t i = 0; i < l->listen_count; i++) {
+			struct config_listen *a = &l->listen[i];
+			size_t first = *count_r;
+			char *error = NULL;
+			if (net_bind(a->host, a->port, socks_r, count_r, &error) < 0) {
+				fprintf(stderr, "yubin: %s:%d: [%s] listen: %s\n", a->file, a->line,
+					l->section, error);
+				free(error);
+				return -1;
+			}
+			for (size_t j = first; j < *count_r; j++) {
+				(*socks_r)[j].kind = k;
+				(*socks_r)[j].implicit_tls = implicit_tls((enum listener_kind)k);
+				(*socks_r)[j].handler = h;
+				log_info("event=listening listener=%s address=%s", l->section,
+					 (*socks_r)[j].name);
+			}
+		}
+	}
+	return 0;
+}
+
+static int setup_tls(struct config *cfg)
+{
+	if (cfg->tls_cert == NULL && cfg->tls_key == NULL)
+		return 0;
+	if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
+		fprintf(stderr, "yubin: %s: [server] tls_cert and tls_key go together\n", cfg->path);
+		return -1;
+	}
+	char *error = NULL;
+	if (cfg->tls_selfsigned) {
+		int r = tls_make_selfsigned(cfg->hostname, cfg->tls_cert, cfg->tls_key, &error);
+		if (r < 0) {
+			fprintf(stderr, "yubin: %s\n", error);
+			free(error);
+			return -1;
+		}
+		if (r > 0)
+			log_warn("event=selfsigned_certificate cert=%s hostname=%s note=\"replace it with a real one\"",
+				 cfg->tls_cert, cfg->hostname);
+	}
+	if (tls_load(cfg->tls_cert, cfg->tls_key, &error) < 0) {
+		fprintf(stderr, "yubin: %s: [server] tls: %s\n", cfg->path, error);
+		free(error);
+		return -1;
+	}
+	return 0;
+}
+
+static unsigned thread_count(const struct config *cfg)
+{
+	long n = cfg->io_threads ? (long)cfg->io_threads : sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	if (n > IO_THREADS_MAX)
+		n = IO_THREADS_MAX;
+	return (unsigned)n;
+}
+
+static void stop_loop(void *arg)
+{
+	loop_stop(arg);
+}
+
+int serve_run(struct config *cfg)
+{
+	struct listen_socket *socks = NULL;
+	size_t sock_count = 0;
+	struct store *store = NULL;
+	struct io_thread threads[IO_THREADS_MAX];
+	unsigned nthreads = 0;
+	char *error = NULL;
+	int status = 1;
+	enum log_level level;
+
+	if (log_level_parse(cfg->log_level, &level) == 0)
+		log_set_level(level);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* As root: make the data folder ours-to-be, bind, read keys. */
+	if (privs_prepare_data_dir(cfg->data_dir, cfg->user, &error) < 0) {
+		fprintf(stderr, "yubin: %s\n", error);
+		goto out;
+	}
+	if (setup_tls(cfg) < 0 || bind_all(cfg, &socks, &sock_count) < 0) {
+		status = 2;
+		goto out;
+	}
+	if (sock_count == 0) {
+		fprintf(stderr, "yubin: %s: no listener to start\n", cfg->path);
+		status = 2;
+		goto out;
+	}
+	/* A self-signed pair made just now belongs to root: hand it over. */
+	if (privs_prepare_data_dir(cfg->data_dir, cfg->user, &error) < 0 ||
+	    privs_drop(cfg->user, &error) < 0) {
+		fprintf(stderr, "yubin: %s\n", error);
+		goto out;
+	}
+	if (store_open(cfg->data_dir, &store, &error) < 0 ||
+	    store_writer_start(store, &error) < 0) {
+		fprintf(stderr, "yubin: %s\n", error);
+		goto out;
+	}
+	smtp_init(cfg, store);
+	net_set_limits(&(struct net_limits){ cfg->max_connections, cfg->max_connections_per_ip });
+
+	/* Signals are taken by this thread only, with sigwait. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	loop_global_init();
+	nthreads = thread_count(cfg);
+	for (unsigned i = 0; i < nthreads; i++) {
+		threads[i].loop = loop_new();
+		threads[i].socks = socks;
+		threads[i].sock_count = sock_count;
+		if (pthread_create(&threads[i].thread, NULL, io_main, &threads[i]) != 0)
+			log_fatal("event=thread_create_failed");
+	}
+	log_info("event=ready hostname=%s threads=%u data_dir=%s pid=%d", cfg->hostname,
+		 nthreads, cfg->data_dir, (int)getpid());
+
+	for (;;) {
+		int sig = 0;
+		sigwait(&sigs, &sig);
+		if (sig == SIGHUP) {
+			log_info("event=reload");
+			if (cfg->tls_cert && cfg->tls_key &&
+			    tls_load(cfg->tls_cert, cfg->tls_key, &error) < 0) {
+				log_error("event=reload_failed error=\"%s\" note=\"keeping the old certificate\"",
+					  error);
+				xfree(&error);
+			}
+			continue;
+		}
+		log_info("event=stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");
+		break;
+	}
+
+	/* Stop taking connections and close them; a message whose end was
+	 * already received is still committed by the writer below. */
+	for (unsigned i = 0; i < nthreads; i++)
+		loop_post(threads[i].loop, stop_loop, threads[i].loop);
+	for (unsigned i = 0; i < nthreads; i++)
+		pthread_join(threads[i].thread, NULL);
+	store_writer_stop(store);
+	for (unsigned i = 0; i < nthreads; i++)
+		loop_free(&threads[i].loop);
+	status = 0;
+	log_info("event=stopped");
+out:
+	free(error);
+	store_close(&store);
+	for (size_t i = 0; i < sock_count; i++) {
+		close(socks[i].fd);
+		free(socks[i].name);
+	}
+	free(socks);
+	tls_unload();
+	config_free(&cfg);
+	return status;
+}

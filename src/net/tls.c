@@ -1,0 +1,193 @@
+#include "net/tls.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+static SSL_CTX *server_ctx;
+
+/* Mozilla's "intermediate" choice for TLS 1.2: forward secrecy and AEAD
+ * only. TLS 1.3 suites are OpenSSL's defaults, all good. */
+#define TLS12_CIPHERS \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" \
+	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
+
+static char *ssl_error(const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char buf[256];
+	ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	return xasprintf("%s: %s", what, e ? buf : "unknown TLS error");
+}
+
+int tls_load(const char *cert, const char *key, char **error_r)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL) {
+		*error_r = ssl_error("SSL_CTX_new");
+		return -1;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+			    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(ctx, 0);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		*error_r = ssl_error(cert);
+		SSL_CTX_free(ctx);
+		return -1;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		*error_r = ssl_error(key);
+		SSL_CTX_free(ctx);
+		return -1;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		*error_r = ssl_error("the key does not match the certificate");
+		SSL_CTX_free(ctx);
+		return -1;
+	}
+	pthread_mutex_lock(&ctx_lock);
+	SSL_CTX *old = server_ctx;
+	server_ctx = ctx;
+	pthread_mutex_unlock(&ctx_lock);
+	/* Sessions hold their own reference; the old context goes with the
+	 * last of them. */
+	SSL_CTX_free(old);
+	return 0;
+}
+
+bool tls_loaded(void)
+{
+	pthread_mutex_lock(&ctx_lock);
+	bool r = server_ctx != NULL;
+	pthread_mutex_unlock(&ctx_lock);
+	return r;
+}
+
+SSL *tls_ssl_new(void)
+{
+	pthread_mutex_lock(&ctx_lock);
+	SSL *ssl = server_ctx ? SSL_new(server_ctx) : NULL;
+	pthread_mutex_unlock(&ctx_lock);
+	return ssl;
+}
+
+void tls_unload(void)
+{
+	pthread_mutex_lock(&ctx_lock);
+	SSL_CTX_free(server_ctx);
+	server_ctx = NULL;
+	pthread_mutex_unlock(&ctx_lock);
+}
+
+static int write_pem(const char *path, mode_t mode, EVP_PKEY *pkey, X509 *x509,
+		     char **error_r)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0) {
+		*error_r = xasprintf("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	FILE *f = fdopen(fd, "w");
+	int ok = pkey ? PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL) :
+			PEM_write_X509(f, x509);
+	if (fflush(f) != 0 || fsync(fd) != 0)
+		ok = 0;
+	fclose(f);
+	if (!ok) {
+		*error_r = xasprintf("%s: writing failed", path);
+		unlink(path);
+		return -1;
+	}
+	return 0;
+}
+
+int tls_make_selfsigned(const char *hostname, const char *cert, const char *key,
+			char **error_r)
+{
+	bool have_cert = access(cert, F_OK) == 0, have_key = access(key, F_OK) == 0;
+	if (have_cert && have_key)
+		return 0;
+	if (have_cert || have_key) {
+		*error_r = xasprintf("%s exists but %s does not: refusing to make a new pair",
+				     have_cert ? cert : key, have_cert ? key : cert);
+		return -1;
+	}
+	/* Make the folder of each file if needed. */
+	for (int i = 0; i < 2; i++) {
+		char *dir = xstrdup(i ? key : cert), *slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = '\0';
+			if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+				*error_r = xasprintf("%s: %s", dir, strerror(errno));
+				free(dir);
+				return -1;
+			}
+		}
+		free(dir);
+	}
+
+	int r = -1;
+	EVP_PKEY *pkey = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_NAME *name = NULL;
+	X509_EXTENSION *ext = NULL;
+	if (pkey == NULL || x == NULL) {
+		*error_r = ssl_error("making a key");
+		goto out;
+	}
+	X509_set_version(x, 2);
+	unsigned char serial[16];
+	random_bytes(serial, sizeof(serial));
+	serial[0] &= 0x7f;
+	BIGNUM *bn = BN_bin2bn(serial, sizeof(serial), NULL);
+	BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
+	BN_free(bn);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 10L * 365 * 24 * 3600);
+	X509_set_pubkey(x, pkey);
+	name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+				   (const unsigned char *)hostname, -1, -1, 0);
+	X509_set_issuer_name(x, name);
+	char *san = xasprintf("DNS:%s", hostname);
+	X509V3_CTX v3;
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
+	free(san);
+	if (ext == NULL || !X509_add_ext(x, ext, -1) || !X509_sign(x, pkey, EVP_sha256())) {
+		*error_r = ssl_error("making the certificate");
+		goto out;
+	}
+	if (write_pem(key, 0600, pkey, NULL, error_r) < 0)
+		goto out;
+	if (write_pem(cert, 0644, NULL, x, error_r) < 0) {
+		unlink(key);
+		goto out;
+	}
+	r = 1;
+out:
+	X509_EXTENSION_free(ext);
+	X509_free(x);
+	EVP_PKEY_free(pkey);
+	return r;
+}

@@ -1,0 +1,808 @@
+/* An SMTP server session: RFC 5321 with PIPELINING (RFC 2920), SIZE
+ * (RFC 1870), 8BITMIME (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034/3463),
+ * SMTPUTF8 (RFC 6531), CHUNKING (RFC 3030) and STARTTLS (RFC 3207).
+ *
+ * Commands are read as complete lines from the connection's input and run
+ * in order; replies are queued on the output, which is what PIPELINING
+ * needs. A command that waits for the store (the end of DATA) pauses input
+ * until its answer is written, so pipelined commands after it run after. */
+#include "smtp/smtp.h"
+#include "smtp/address.h"
+#include "smtp/smtp_data.h"
+#include "config/config.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "mime/header.h"
+#include "net/net.h"
+#include "store/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+
+enum smtp_state {
+	SMTP_INIT = 1 << 0,	/* before HELO/EHLO */
+	SMTP_READY = 1 << 1,	/* no transaction */
+	SMTP_MAIL = 1 << 2,	/* after MAIL */
+	SMTP_RCPT = 1 << 3,	/* after a good RCPT */
+	SMTP_DATA = 1 << 4,	/* reading DATA */
+	SMTP_BDAT = 1 << 5,	/* between BDAT chunks */
+	SMTP_CHUNK = 1 << 6,	/* reading a BDAT chunk */
+};
+#define SMTP_ANY (SMTP_INIT | SMTP_READY | SMTP_MAIL | SMTP_RCPT | SMTP_BDAT)
+
+struct smtp_rcpt {
+	char *address;		/* as given, for logs and "for <...>" */
+	struct store_targets targets;
+};
+
+struct smtp_session {
+	struct conn *conn;	/* NULL once the connection is gone */
+	enum smtp_state state;
+	char *helo;
+	bool esmtp;
+	unsigned errors;
+	bool discarding;	/* in the middle of an overlong line */
+	bool busy;		/* waiting for the store */
+
+	/* the transaction */
+	char *sender;		/* "" for <> */
+	bool sender_utf8;
+	bool smtputf8;
+	bool body_8bit;
+	struct smtp_rcpt *rcpts;
+	size_t rcpt_count;
+	unsigned rcpt_failures;
+	struct store_delivery *delivery;
+	struct smtp_data_parser data;
+	struct buf data_out;
+	bool too_big;
+	bool write_failed;
+	uint64_t chunk_left;
+	bool chunk_last;
+	bool chunk_discard;	/* read and drop the chunk (a refused BDAT) */
+	const char *chunk_reply; /* what to answer once it is dropped */
+	enum smtp_state chunk_prev; /* the state to go back to after that */
+};
+
+static const struct config *cfg;
+static struct store *store;
+static _Thread_local struct store_reader *tl_reader;
+
+void smtp_init(const struct config *config, struct store *s)
+{
+	cfg = config;
+	store = s;
+}
+
+void smtp_thread_deinit(void)
+{
+	store_reader_free(&tl_reader);
+}
+
+static struct store_reader *reader(void)
+{
+	if (tl_reader == NULL)
+		tl_reader = store_reader_new(store);
+	return tl_reader;
+}
+
+/* ---- replies ---- */
+
+static void reply(struct smtp_session *s, const char *fmt, ...) PRINTF(2, 3);
+
+/* Writes one reply line. Replies 5xx count as errors: past max_errors the
+ * client is told so and disconnected (RFC 5321 4.3.2 allows 421 at any time). */
+static void reply(struct smtp_session *s, const char *fmt, ...)
+{
+	if (s->conn == NULL || conn_closing(s->conn))
+		return;
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(line) - 3)
+		n = sizeof(line) - 3;
+	log_debug("event=reply session=%s text=\"%.*s\"", conn_id(s->conn), n, line);
+	memcpy(line + n, "\r\n", 2);
+	conn_write(s->conn, line, (size_t)n + 2);
+	if (line[0] == '5' && ++s->errors >= cfg->max_errors) {
+		log_info("event=too_many_errors session=%s ip=%s errors=%u", conn_id(s->conn),
+			 conn_peer_ip(s->conn), s->errors);
+		conn_printf(s->conn, "421 4.7.0 %s Error: too many errors\r\n", cfg->hostname);
+		conn_close(s->conn);
+	}
+}
+
+/* ---- transaction ---- */
+
+static void transaction_reset(struct smtp_session *s)
+{
+	xfree(&s->sender);
+	for (size_t i = 0; i < s->rcpt_count; i++) {
+		free(s->rcpts[i].address);
+		store_targets_deinit(&s->rcpts[i].targets);
+	}
+	xfree(&s->rcpts);
+	s->rcpt_count = 0;
+	s->rcpt_failures = 0;
+	s->sender_utf8 = s->smtputf8 = s->body_8bit = false;
+	store_delivery_abort(&s->delivery);
+	buf_deinit(&s->data_out);
+	s->too_big = s->write_failed = false;
+	s->chunk_left = 0;
+	s->chunk_last = false;
+	s->state = s->helo ? SMTP_READY : SMTP_INIT;
+}
+
+static void session_free(struct smtp_session *s)
+{
+	transaction_reset(s);
+	free(s->helo);
+	free(s);
+}
+
+/* ---- commands ---- */
+
+static void cmd_helo(struct smtp_session *s, char *arg, bool ehlo)
+{
+	if (*arg == '\0' || strpbrk(arg, " \t") != NULL) {
+		reply(s, "501 5.5.4 Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
+		return;
+	}
+	transaction_reset(s);
+	free(s->helo);
+	s->helo = xstrdup(arg);
+	s->esmtp = ehlo;
+	s->state = SMTP_READY;
+	if (!ehlo) {
+		reply(s, "250 %s", cfg->hostname);
+		return;
+	}
+	struct conn *c = s->conn;
+	conn_printf(c, "250-%s\r\n", cfg->hostname);
+	conn_printf(c, "250-PIPELINING\r\n");
+	conn_printf(c, "250-SIZE %llu\r\n", (unsigned long long)cfg->max_message_size);
+	if (!conn_is_tls(c) && conn_tls_available())
+		conn_printf(c, "250-STARTTLS\r\n");
+	conn_printf(c, "250-ENHANCEDSTATUSCODES\r\n");
+	conn_printf(c, "250-8BITMIME\r\n");
+	conn_printf(c, "250-SMTPUTF8\r\n");
+	reply(s, "250 CHUNKING");
+}
+
+/* Text after "FROM:" / "TO:", or NULL. */
+static char *path_arg(char *arg, const char *prefix)
+{
+	if (!str_istarts(arg, prefix))
+		return NULL;
+	return arg + strlen(prefix);
+}
+
+static void cmd_mail(struct smtp_session *s, char *arg)
+{
+	char *p = path_arg(arg, "FROM:");
+	if (p == NULL) {
+		reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		return;
+	}
+	struct smtp_path_args pa;
+	const char *error;
+	if (smtp_path_parse(p, strlen(p), ADDRESS_ALLOW_NULL | ADDRESS_ALLOW_UTF8, &pa, &error) < 0) {
+		reply(s, "501 5.1.7 Bad sender address syntax: %s", error);
+		return;
+	}
+	bool smtputf8 = false, body_8bit = false;
+	for (size_t i = 0; i < pa.param_count; i++) {
+		struct smtp_param *prm = &pa.params[i];
+		uint64_t size;
+		if (str_ieq(prm->keyword, "SIZE")) {
+			/* RFC 1870 6: refuse what cannot fit, now. */
+			if (prm->value == NULL || str_to_u64(prm->value, &size) < 0) {
+				reply(s, "501 5.5.4 Bad SIZE parameter");
+				goto out;
+			}
+			if (size > cfg->max_message_size) {
+				reply(s, "552 5.3.4 Message size exceeds fixed limit");
+				goto out;
+			}
+		} else if (str_ieq(prm->keyword, "BODY")) {
+			if (prm->value && str_ieq(prm->value, "8BITMIME")) {
+				body_8bit = true;
+			} else if (prm->value == NULL || !str_ieq(prm->value, "7BIT")) {
+				reply(s, "501 5.5.4 Unsupported BODY parameter");
+				goto out;
+			}
+		} else if (str_ieq(prm->keyword, "SMTPUTF8") && prm->value == NULL) {
+			smtputf8 = true;
+		} else {
+			reply(s, "555 5.5.4 Unsupported option: %s", prm->keyword);
+			goto out;
+		}
+	}
+	if (pa.addr.utf8 && !smtputf8) {
+		/* RFC 6531 3.4 */
+		reply(s, "553 5.6.7 UTF-8 address needs the SMTPUTF8 parameter");
+		goto out;
+	}
+	s->sender = address_to_string(&pa.addr);
+	s->smtputf8 = smtputf8;
+	s->body_8bit = body_8bit;
+	s->state = SMTP_MAIL;
+	log_info("event=mail session=%s from=<%s>%s", conn_id(s->conn), s->sender,
+		 smtputf8 ? " smtputf8=yes" : "");
+	reply(s, "250 2.1.0 Ok");
+out:
+	smtp_path_args_deinit(&pa);
+}
+
+/* "<postmaster>" without a domain (RFC 5321 4.1.1.3) goes to the local
+ * domain that our hostname is in (mail.example.com -> example.com). */
+static const char *postmaster_domain(void)
+{
+	const char *d = cfg->hostname;
+	while (d != NULL && *d) {
+		if (store_domain_is_local(reader(), d))
+			return d;
+		d = strchr(d, '.');
+		if (d)
+			d++;
+	}
+	return cfg->hostname;
+}
+
+static void cmd_rcpt(struct smtp_session *s, char *arg)
+{
+	char *p = path_arg(arg, "TO:");
+	if (p == NULL) {
+		reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		return;
+	}
+	if (s->rcpt_count >= cfg->max_recipients) {
+		/* RFC 5321 4.5.3.1.10: 452 makes the client send the rest later. */
+		reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	struct smtp_path_args pa;
+	const char *error;
+	if (smtp_path_parse(p, strlen(p), ADDRESS_ALLOW_UTF8, &pa, &error) < 0) {
+		s->rcpt_failures++;
+		reply(s, "501 5.1.3 Bad recipient address syntax: %s", error);
+		return;
+	}
+	if (pa.param_count > 0) {
+		s->rcpt_failures++;
+		reply(s, "555 5.5.4 Unsupported option: %s", pa.params[0].keyword);
+		goto out;
+	}
+	if (pa.addr.utf8 && !s->smtputf8) {
+		s->rcpt_failures++;
+		reply(s, "553 5.6.7 UTF-8 address needs the SMTPUTF8 parameter");
+		goto out;
+	}
+	const char *domain = *pa.addr.domain ? pa.addr.domain : postmaster_domain();
+	char *shown = xasprintf("%s@%s", pa.addr.local, domain);
+	struct store_targets targets;
+	enum store_resolve_result res = pa.addr.domain_literal ? STORE_RESOLVE_NOT_LOCAL :
+		store_resolve(reader(), pa.addr.local, domain, cfg->recipient_delimiter, &targets);
+	switch (res) {
+	case STORE_RESOLVE_OK:
+		s->rcpts = xrealloc(s->rcpts, (s->rcpt_count + 1) * sizeof(*s->rcpts));
+		s->rcpts[s->rcpt_count].address = shown;
+		s->rcpts[s->rcpt_count].targets = targets;
+		s->rcpt_count++;
+		s->state = SMTP_RCPT;
+		log_info("event=rcpt session=%s to=<%s> result=accepted targets=%zu",
+			 conn_id(s->conn), shown, targets.count);
+		reply(s, "250 2.1.5 Ok");
+		shown = NULL;
+		break;
+	case STORE_RESOLVE_NOT_LOCAL:
+		/* Never an open relay: only our own domains on this path. */
+		s->rcpt_failures++;
+		log_info("event=rcpt session=%s ip=%s to=<%s> result=relay_denied",
+			 conn_id(s->conn), conn_peer_ip(s->conn), shown);
+		reply(s, "554 5.7.1 <%s>: Relay access denied", shown);
+		break;
+	case STORE_RESOLVE_NO_SUCH_USER:
+		s->rcpt_failures++;
+		log_info("event=rcpt session=%s to=<%s> result=unknown_user", conn_id(s->conn), shown);
+		reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", shown);
+		break;
+	case STORE_RESOLVE_ERROR:
+		s->rcpt_failures++;
+		log_error("event=rcpt session=%s to=<%s> result=lookup_error", conn_id(s->conn), shown);
+		reply(s, "451 4.3.0 <%s>: Temporary lookup failure", shown);
+		break;
+	}
+	free(shown);
+out:
+	smtp_path_args_deinit(&pa);
+}
+
+/* Starts the message file with our Received: field (RFC 5321 4.4). */
+static int start_message(struct smtp_session *s)
+{
+	char *error = NULL;
+	s->delivery = store_delivery_new(store, &error);
+	if (s->delivery == NULL) {
+		log_error("event=delivery_start_failed session=%s error=\"%s\"", conn_id(s->conn), error);
+		free(error);
+		return -1;
+	}
+	struct conn *c = s->conn;
+	bool tls = conn_is_tls(c);
+	/* RFC 3848 and RFC 6531 7.2 "with" keywords. */
+	const char *with = s->smtputf8 ? (tls ? "UTF8SMTPS" : "UTF8SMTP") :
+			   s->esmtp ? (tls ? "ESMTPS" : "ESMTP") : "SMTP";
+	char date[64];
+	time_rfc5322(time_now_ms() / 1000, date);
+	struct buf b;
+	buf_init(&b, 0);
+	buf_printf(&b, "Received: from %s (%s%s%s)\r\n\tby %s (yubin) with %s id %s",
+		   s->helo, strchr(conn_peer_ip(c), ':') ? "[IPv6:" : "[",
+		   conn_peer_ip(c), "]", cfg->hostname, with,
+		   store_delivery_queue_id(s->delivery));
+	if (tls)
+		buf_printf(&b, "\r\n\t(using %s with cipher %s (%d bits))",
+			   conn_tls_version(c), conn_tls_cipher(c), conn_tls_bits(c));
+	if (s->rcpt_count == 1)
+		buf_printf(&b, "\r\n\tfor <%s>", s->rcpts[0].address);
+	buf_printf(&b, ";\r\n\t%s\r\n", date);
+	int r = store_delivery_write(s->delivery, b.data, b.len);
+	buf_deinit(&b);
+	buf_init(&s->data_out, 0);
+	return r;
+}
+
+static bool need_rcpt(struct smtp_session *s)
+{
+	if (s->state == SMTP_RCPT || s->state == SMTP_BDAT)
+		return true;
+	if (s->state == SMTP_MAIL && s->rcpt_failures > 0)
+		reply(s, "554 5.5.1 Error: no valid recipients");
+	else if (s->state == SMTP_MAIL)
+		reply(s, "503 5.5.1 Error: need RCPT command");
+	else if (s->state == SMTP_INIT)
+		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+	else
+		reply(s, "503 5.5.1 Error: need MAIL command");
+	return false;
+}
+
+static void cmd_data(struct smtp_session *s, char *arg)
+{
+	if (*arg) {
+		reply(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (s->state == SMTP_BDAT) {
+		/* RFC 3030 3: DATA and BDAT do not mix. */
+		reply(s, "503 5.5.1 Error: DATA after BDAT");
+		return;
+	}
+	if (!need_rcpt(s))
+		return;
+	if (start_message(s) < 0) {
+		reply(s, "451 4.3.0 Error: local storage failure, try again later");
+		return;
+	}
+	smtp_data_init(&s->data, cfg->listeners[conn_listener_kind(s->conn)].bare_lf ==
+				 BARE_LF_NORMALIZE);
+	s->state = SMTP_DATA;
+	conn_set_deadline(s->conn, cfg->smtp_data_timeout);
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void message_done(void *arg, int result);
+
+/* The message is complete: check it, then hand it to the store. */
+static void finish_message(struct smtp_session *s, bool dotted)
+{
+	const char *refuse = NULL;
+	conn_set_deadline(s->conn, 0);
+	size_t hlen;
+	const char *head = s->delivery ? store_delivery_head(s->delivery, &hlen) : "";
+	if (s->delivery == NULL || s->write_failed)
+		refuse = "451 4.3.0 Error: local storage failure, try again later";
+	else if (dotted && (s->data.bare_cr || s->data.bare_lf) && !s->data.normalize)
+		/* RFC 5321 2.3.8: CR and LF only as CRLF. */
+		refuse = "550 5.6.0 Error: message contains bare CR or LF characters";
+	else if (dotted && s->data.nul)
+		refuse = "550 5.6.0 Error: message contains NUL characters";
+	else if (s->too_big)
+		refuse = "552 5.3.4 Error: message too big";
+	else if (header_count(head, header_block_len(head, hlen), "Received") >
+		 cfg->max_received_headers)
+		/* RFC 5321 6.3 */
+		refuse = "554 5.4.6 Error: too many hops, mail loop?";
+	if (refuse != NULL) {
+		log_info("event=message_refused session=%s reason=\"%s\"", conn_id(s->conn), refuse + 10);
+		reply(s, "%s", refuse);
+		transaction_reset(s);
+		return;
+	}
+	struct store_delivery *d = s->delivery;
+	store_delivery_set_sender(d, s->sender);
+	for (size_t i = 0; i < s->rcpt_count; i++) {
+		struct store_targets *t = &s->rcpts[i].targets;
+		for (size_t j = 0; j < t->count; j++) {
+			if (t->v[j].account_id > 0)
+				store_delivery_add_local(d, t->v[j].account_id, t->v[j].address);
+			else
+				store_delivery_add_remote(d, t->v[j].address);
+		}
+	}
+	log_info("event=message session=%s queue_id=%s from=<%s> rcpts=%zu size=%llu",
+		 conn_id(s->conn), store_delivery_queue_id(d), s->sender, s->rcpt_count,
+		 (unsigned long long)store_delivery_size(d));
+	s->delivery = NULL;
+	s->busy = true;
+	conn_pause_read(s->conn);
+	char *qid = xstrdup(store_delivery_queue_id(d));
+	/* The queue id is remembered in sender's place until the answer. */
+	free(s->sender);
+	s->sender = qid;
+	store_delivery_commit(d, conn_loop(s->conn), message_done, s);
+}
+
+static void message_done(void *arg, int result)
+{
+	struct smtp_session *s = arg;
+	s->busy = false;
+	if (s->conn == NULL) {
+		/* The client left while we were writing: the message is stored
+		 * (or not) all the same; nobody to tell. */
+		session_free(s);
+		return;
+	}
+	if (result == 0)
+		reply(s, "250 2.0.0 Ok: queued as %s", s->sender);
+	else
+		reply(s, "451 4.3.0 Error: could not store the message, try again later");
+	transaction_reset(s);
+	conn_resume_read(s->conn);
+}
+
+/* Keeps the body size within limits as it is written. */
+static void write_body(struct smtp_session *s, const char *p, size_t n)
+{
+	if (s->too_big || s->write_failed || s->delivery == NULL || n == 0)
+		return;
+	if (store_delivery_size(s->delivery) + n > cfg->max_message_size) {
+		s->too_big = true;
+		return;
+	}
+	if (store_delivery_write(s->delivery, p, n) < 0)
+		s->write_failed = true;
+}
+
+/* Reads DATA. Returns true when the end was reached. */
+static bool read_data(struct smtp_session *s, struct evbuffer *in)
+{
+	struct evbuffer_iovec v[8];
+	while (evbuffer_get_length(in) > 0) {
+		int n = evbuffer_peek(in, -1, NULL, v, 8);
+		size_t used_total = 0;
+		for (int i = 0; i < n && i < 8 && !smtp_data_done(&s->data); i++) {
+			size_t used = smtp_data_feed(&s->data, v[i].iov_base, v[i].iov_len, &s->data_out);
+			used_total += used;
+			write_body(s, s->data_out.data, s->data_out.len);
+			buf_reset(&s->data_out);
+		}
+		evbuffer_drain(in, used_total);
+		if (smtp_data_done(&s->data))
+			return true;
+	}
+	return false;
+}
+
+/* Reads a BDAT chunk. Returns true when the chunk is complete. */
+static bool read_chunk(struct smtp_session *s, struct evbuffer *in)
+{
+	while (s->chunk_left > 0 && evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		size_t n = v.iov_len < s->chunk_left ? v.iov_len : (size_t)s->chunk_left;
+		if (!s->chunk_discard)
+			write_body(s, v.iov_base, n);
+		evbuffer_drain(in, n);
+		s->chunk_left -= n;
+	}
+	return s->chunk_left == 0;
+}
+
+static void chunk_done(struct smtp_session *s)
+{
+	if (s->chunk_discard) {
+		s->chunk_discard = false;
+		s->state = s->chunk_prev;
+		if (s->chunk_reply[0] == '4')
+			transaction_reset(s);
+		reply(s, "%s", s->chunk_reply);
+		return;
+	}
+	if (s->chunk_last) {
+		finish_message(s, false);
+		return;
+	}
+	s->state = SMTP_BDAT;
+	reply(s, "250 2.0.0 Ok: %llu octets received",
+	      (unsigned long long)(s->delivery ? store_delivery_size(s->delivery) : 0));
+}
+
+static void cmd_bdat(struct smtp_session *s, char *arg)
+{
+	/* RFC 3030 2: bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CR LF */
+	char *sp = strchr(arg, ' ');
+	bool last = false;
+	if (sp != NULL) {
+		*sp = '\0';
+		if (!str_ieq(sp + 1, "LAST")) {
+			reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+			return;
+		}
+		last = true;
+	}
+	uint64_t size;
+	if (str_to_u64(arg, &size) < 0 || strlen(arg) > 19) {
+		/* Without a size the chunk cannot be skipped: the rest of the
+		 * input is not commands; end the session. */
+		reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+		conn_close(s->conn);
+		return;
+	}
+	s->chunk_left = size;
+	s->chunk_last = last;
+	s->chunk_prev = s->state;
+	if (s->state != SMTP_RCPT && s->state != SMTP_BDAT) {
+		/* The chunk must still be read and dropped (RFC 3030 2). */
+		s->chunk_discard = true;
+		s->chunk_reply = s->state == SMTP_INIT ? "503 5.5.1 Error: send HELO/EHLO first" :
+				 s->state == SMTP_MAIL ? "503 5.5.1 Error: need RCPT command" :
+				 "503 5.5.1 Error: need MAIL command";
+	} else if (s->state == SMTP_RCPT) {
+		if (start_message(s) < 0) {
+			s->chunk_discard = true;
+			s->chunk_reply = "451 4.3.0 Error: local storage failure, try again later";
+		}
+		conn_set_deadline(s->conn, cfg->smtp_data_timeout);
+	}
+	s->state = SMTP_CHUNK;
+}
+
+static void cmd_rset(struct smtp_session *s, char *arg)
+{
+	transaction_reset(s);
+	reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_noop(struct smtp_session *s, char *arg)
+{
+	reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_vrfy(struct smtp_session *s, char *arg)
+{
+	/* RFC 5321 3.5.3: 252 when we will not say; never a user list. */
+	reply(s, "252 2.0.0 Send some mail, and we will try our best");
+}
+
+static void cmd_help(struct smtp_session *s, char *arg)
+{
+	reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT%s",
+	      conn_tls_available() ? " STARTTLS" : "");
+}
+
+static void cmd_quit(struct smtp_session *s, char *arg)
+{
+	reply(s, "221 2.0.0 Bye");
+	conn_close(s->conn);
+}
+
+static void cmd_starttls(struct smtp_session *s, char *arg)
+{
+	if (*arg) {
+		reply(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	if (conn_is_tls(s->conn)) {
+		reply(s, "503 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (!conn_tls_available()) {
+		reply(s, "454 4.7.0 TLS not available");
+		return;
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	if (conn_starttls(s->conn) < 0) {
+		conn_close(s->conn);
+		return;
+	}
+	/* RFC 3207 4.2: forget everything learnt before TLS. */
+	xfree(&s->helo);
+	transaction_reset(s);
+}
+
+static void cmd_helo_plain(struct smtp_session *s, char *arg)
+{
+	cmd_helo(s, arg, false);
+}
+
+static void cmd_ehlo(struct smtp_session *s, char *arg)
+{
+	cmd_helo(s, arg, true);
+}
+
+static void cmd_mail_checked(struct smtp_session *s, char *arg)
+{
+	if (s->state == SMTP_INIT)
+		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+	else if (s->state != SMTP_READY)
+		reply(s, "503 5.5.1 Error: nested MAIL command");
+	else
+		cmd_mail(s, arg);
+}
+
+static void cmd_rcpt_checked(struct smtp_session *s, char *arg)
+{
+	if (s->state == SMTP_INIT)
+		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+	else if (s->state == SMTP_BDAT)
+		reply(s, "503 5.5.1 Error: RCPT after BDAT");
+	else if (s->state != SMTP_MAIL && s->state != SMTP_RCPT)
+		reply(s, "503 5.5.1 Error: need MAIL command");
+	else
+		cmd_rcpt(s, arg);
+}
+
+struct smtp_command {
+	const char *verb;
+	void (*fn)(struct smtp_session *s, char *arg);
+};
+
+static const struct smtp_command commands[] = {
+	{ "EHLO", cmd_ehlo },
+	{ "HELO", cmd_helo_plain },
+	{ "MAIL", cmd_mail_checked },
+	{ "RCPT", cmd_rcpt_checked },
+	{ "DATA", cmd_data },
+	{ "BDAT", cmd_bdat },
+	{ "RSET", cmd_rset },
+	{ "NOOP", cmd_noop },
+	{ "VRFY", cmd_vrfy },
+	{ "HELP", cmd_help },
+	{ "QUIT", cmd_quit },
+	{ "STARTTLS", cmd_starttls },
+};
+
+static void run_command(struct smtp_session *s, char *line)
+{
+	char *arg = line + strcspn(line, " ");
+	size_t verb_len = (size_t)(arg - line);
+	if (*arg == ' ')
+		*arg++ = '\0';
+	if (log_enabled(LOG_LEVEL_DEBUG))
+		log_debug("event=command session=%s verb=%.*s", conn_id(s->conn),
+			  (int)(verb_len > 16 ? 16 : verb_len), line);
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		if (str_ieq(line, commands[i].verb)) {
+			commands[i].fn(s, arg);
+			return;
+		}
+	}
+	reply(s, "500 5.5.2 Error: command not recognized");
+}
+
+/* Takes the next command line from in. Returns 1 with *line_r (a new
+ * string without CRLF), 0 when more input is needed, -1 after replying to a
+ * bad line (it is consumed). */
+static int read_line(struct smtp_session *s, struct evbuffer *in, char **line_r)
+{
+	size_t max = cfg->max_line_length;
+	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+	if (eol.pos < 0) {
+		size_t have = evbuffer_get_length(in);
+		if (have > max) {
+			/* Drop what we have; the rest goes when the line ends. */
+			evbuffer_drain(in, have);
+			s->discarding = true;
+		}
+		return 0;
+	}
+	size_t len = (size_t)eol.pos;
+	if (s->discarding || len + 1 > max) {
+		evbuffer_drain(in, len + 1);
+		s->discarding = false;
+		reply(s, "500 5.5.2 Error: line too long");
+		return -1;
+	}
+	char *line = xmalloc(len + 1);
+	evbuffer_remove(in, line, len + 1);
+	line[len] = '\0';
+	if (len > 0 && line[len - 1] == '\r')
+		line[--len] = '\0';
+	if (memchr(line, '\0', len) != NULL || memchr(line, '\r', len) != NULL) {
+		free(line);
+		reply(s, "500 5.5.2 Error: bad characters in command");
+		return -1;
+	}
+	*line_r = line;
+	return 1;
+}
+
+static void on_read(struct conn *c)
+{
+	struct smtp_session *s = conn_data(c);
+	struct evbuffer *in = conn_input(c);
+	while (!s->busy && !conn_closing(c) && evbuffer_get_length(in) > 0) {
+		if (s->state == SMTP_DATA) {
+			if (!read_data(s, in))
+				return;
+			finish_message(s, true);
+			continue;
+		}
+		if (s->state == SMTP_CHUNK) {
+			if (!read_chunk(s, in))
+				return;
+			chunk_done(s);
+			continue;
+		}
+		char *line = NULL;
+		int r = read_line(s, in, &line);
+		if (r == 0)
+			return;
+		if (r > 0) {
+			run_command(s, line);
+			free(line);
+		}
+		/* STARTTLS replaced the input buffer. */
+		in = conn_input(c);
+	}
+	/* A BDAT 0 needs no input to complete. */
+	if (s->state == SMTP_CHUNK && s->chunk_left == 0 && !s->busy && !conn_closing(c))
+		chunk_done(s);
+}
+
+static void on_open(struct conn *c)
+{
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+	s->conn = c;
+	s->state = SMTP_INIT;
+	conn_set_data(c, s);
+	conn_set_timeout(c, cfg->smtp_timeout);
+	conn_printf(c, "220 %s ESMTP yubin\r\n", cfg->hostname);
+}
+
+static void on_timeout(struct conn *c)
+{
+	conn_printf(c, "421 4.4.2 %s Error: timeout exceeded\r\n", cfg->hostname);
+	conn_close(c);
+}
+
+static void on_close(struct conn *c, enum conn_close_reason reason)
+{
+	struct smtp_session *s = conn_data(c);
+	if (s == NULL)
+		return;
+	if (s->state == SMTP_DATA || s->state == SMTP_CHUNK)
+		log_info("event=transaction_aborted session=%s reason=%s", conn_id(c),
+			 reason == CONN_CLOSE_SHUTDOWN ? "shutdown" : "disconnect");
+	s->conn = NULL;
+	if (!s->busy)
+		session_free(s);
+}
+
+const struct conn_handler smtp_conn_handler = {
+	.on_open = on_open,
+	.on_read = on_read,
+	.on_timeout = on_timeout,
+	.on_close = on_close,
+	.busy_reply = "421 4.7.0 Too many connections, try again later\r\n",
+};

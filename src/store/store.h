@@ -151,6 +151,8 @@ const char *store_delivery_queue_id(struct store_delivery *d);
  * aborted. */
 int store_delivery_write(struct store_delivery *d, const void *data, size_t len);
 uint64_t store_delivery_size(struct store_delivery *d);
+/* The first bytes written (at most 64 KiB): enough for the header block. */
+const char *store_delivery_head(struct store_delivery *d, size_t *len_r);
 /* The envelope sender ("" for the null sender). */
 void store_delivery_set_sender(struct store_delivery *d, const char *sender);
 /* A local account receives the message in its INBOX; rcpt is the address

@@ -1,0 +1,371 @@
+/* Delivering one received message: its body file, its rows in the
+ * recipients' mailboxes and in the queue, all made durable together. */
+#include "store/store_private.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/util.h"
+#include "mime/header.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* What we keep of the start of a message to read its header fields. */
+#define DELIVERY_HEAD_MAX (64 * 1024)
+/* Body bytes are gathered and written in chunks of this size. */
+#define DELIVERY_WBUF 65536
+
+struct local_rcpt {
+	int64_t account_id;
+	char *rcpt;
+};
+
+struct store_delivery {
+	struct store_job job;	/* first: the writer sees only this */
+	struct store *store;
+	char queue_id[17];
+	char bucket[16];
+	char *tmp_path;		/* relative to data_dir */
+	char *body_path;
+	int fd;
+	bool write_failed;
+	uint64_t size;
+	int64_t received;
+	struct buf wbuf;
+	struct buf head;
+	char *sender;
+	struct local_rcpt *locals;
+	size_t local_count;
+	char **remotes;
+	size_t remote_count;
+	char *hdr_from, *hdr_subject, *hdr_date, *hdr_message_id;
+
+	struct loop *loop;
+	store_done_fn *done;
+	void *done_arg;
+	int result;
+};
+
+struct store_delivery *store_delivery_new(struct store *s, char **error_r)
+{
+	struct store_delivery *d = xcalloc(1, sizeof(*d));
+	d->store = s;
+	store_new_id(s, d->queue_id);
+	d->received = time_now_ms() / 1000;
+	time_t t = (time_t)d->received;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(d->bucket, sizeof(d->bucket), "%Y%m%d%H", &tm);
+	d->tmp_path = xasprintf("tmp/%s", d->queue_id);
+	d->fd = openat(s->data_dir_fd, d->tmp_path,
+		       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (d->fd < 0) {
+		*error_r = xasprintf("%s/%s: %s", s->data_dir, d->tmp_path, strerror(errno));
+		free(d->tmp_path);
+		free(d);
+		return NULL;
+	}
+	buf_init(&d->wbuf, 0);
+	buf_init(&d->head, DELIVERY_HEAD_MAX);
+	d->sender = xstrdup("");
+	return d;
+}
+
+const char *store_delivery_queue_id(struct store_delivery *d)
+{
+	return d->queue_id;
+}
+
+static int flush_wbuf(struct store_delivery *d)
+{
+	if (d->wbuf.len == 0 || d->write_failed)
+		return d->write_failed ? -1 : 0;
+	if (write_full(d->fd, d->wbuf.data, d->wbuf.len) < 0) {
+		log_error("event=body_write_failed queue_id=%s error=\"%s\"",
+			  d->queue_id, strerror(errno));
+		d->write_failed = true;
+		return -1;
+	}
+	buf_reset(&d->wbuf);
+	return 0;
+}
+
+int store_delivery_write(struct store_delivery *d, const void *data, size_t len)
+{
+	if (d->write_failed)
+		return -1;
+	if (d->head.len < DELIVERY_HEAD_MAX) {
+		size_t room = DELIVERY_HEAD_MAX - d->head.len;
+		(void)buf_append(&d->head, data, len < room ? len : room);
+	}
+	d->size += len;
+	if (d->wbuf.len + len > DELIVERY_WBUF && flush_wbuf(d) < 0)
+		return -1;
+	if (len >= DELIVERY_WBUF) {
+		if (write_full(d->fd, data, len) < 0) {
+			d->write_failed = true;
+			return -1;
+		}
+		return 0;
+	}
+	buf_append(&d->wbuf, data, len);
+	return 0;
+}
+
+uint64_t store_delivery_size(struct store_delivery *d)
+{
+	return d->size;
+}
+
+const char *store_delivery_head(struct store_delivery *d, size_t *len_r)
+{
+	*len_r = d->head.len;
+	return d->head.data ? d->head.data : "";
+}
+
+void store_delivery_set_sender(struct store_delivery *d, const char *sender)
+{
+	free(d->sender);
+	d->sender = xstrdup(sender);
+}
+
+void store_delivery_add_local(struct store_delivery *d, int64_t account_id,
+			      const char *rcpt)
+{
+	for (size_t i = 0; i < d->local_count; i++) {
+		if (d->locals[i].account_id == account_id)
+			return;
+	}
+	d->locals = xrealloc(d->locals, (d->local_count + 1) * sizeof(*d->locals));
+	d->locals[d->local_count].account_id = account_id;
+	d->locals[d->local_count].rcpt = xstrdup(rcpt);
+	d->local_count++;
+}
+
+void store_delivery_add_remote(struct store_delivery *d, const char *rcpt)
+{
+	for (size_t i = 0; i < d->remote_count; i++) {
+		if (str_ieq(d->remotes[i], rcpt))
+			return;
+	}
+	d->remotes = xrealloc(d->remotes, (d->remote_count + 1) * sizeof(*d->remotes));
+	d->remotes[d->remote_count++] = xstrdup(rcpt);
+}
+
+static void delivery_free(struct store_delivery *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	buf_deinit(&d->wbuf);
+	buf_deinit(&d->head);
+	free(d->tmp_path);
+	free(d->body_path);
+	free(d->sender);
+	for (size_t i = 0; i < d->local_count; i++)
+		free(d->locals[i].rcpt);
+	free(d->locals);
+	for (size_t i = 0; i < d->remote_count; i++)
+		free(d->remotes[i]);
+	free(d->remotes);
+	free(d->hdr_from);
+	free(d->hdr_subject);
+	free(d->hdr_date);
+	free(d->hdr_message_id);
+	free(d);
+}
+
+void store_delivery_abort(struct store_delivery **dp)
+{
+	struct store_delivery *d = *dp;
+	if (d == NULL)
+		return;
+	unlinkat(d->store->data_dir_fd, d->tmp_path, 0);
+	delivery_free(d);
+	*dp = NULL;
+}
+
+/* Writer thread, outside the transaction: the body reaches the disk and its
+ * final name before any row points at it. */
+static int delivery_prepare(struct store_job *job)
+{
+	struct store_delivery *d = (struct store_delivery *)job;
+	struct store *s = d->store;
+	if (fdatasync(d->fd) < 0) {
+		log_error("event=body_sync_failed queue_id=%s error=\"%s\"", d->queue_id, strerror(errno));
+		return -1;
+	}
+	close(d->fd);
+	d->fd = -1;
+	snprintf(job->sync_dir, sizeof(job->sync_dir), "msg/%s", d->bucket);
+	if (mkdirat(s->data_dir_fd, job->sync_dir, 0750) == 0) {
+		job->sync_parent = true;
+	} else if (errno != EEXIST) {
+		log_error("event=mkdir_failed dir=%s error=\"%s\"", job->sync_dir, strerror(errno));
+		return -1;
+	}
+	d->body_path = store_body_path(d->bucket, d->queue_id);
+	if (renameat(s->data_dir_fd, d->tmp_path, s->data_dir_fd, d->body_path) < 0) {
+		log_error("event=body_rename_failed queue_id=%s error=\"%s\"", d->queue_id, strerror(errno));
+		free(d->body_path);
+		d->body_path = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static int bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
+{
+	return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+/* Writer thread, inside the shared transaction. */
+static int delivery_apply(struct store_job *job, sqlite3 *db)
+{
+	struct store_delivery *d = (struct store_delivery *)job;
+	sqlite3_stmt *msg = NULL, *mbox = NULL, *mail = NULL, *queue = NULL;
+	int r = -1;
+
+	if (sqlite3_prepare_v2(db,
+			"INSERT INTO messages (queue_id, body, size, received, sender,"
+			" hdr_from, hdr_subject, hdr_date, hdr_message_id)"
+			" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &msg, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			"UPDATE mailboxes SET uidnext = uidnext + 1,"
+			" highestmodseq = highestmodseq + 1"
+			" WHERE account_id = ? AND name = 'INBOX'"
+			" RETURNING id, uidnext - 1, highestmodseq", -1, &mbox, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			"INSERT INTO mail (mailbox_id, uid, message_id, prefix, modseq,"
+			" internaldate, savedate) VALUES (?, ?, ?, ?, ?, ?, ?)",
+			-1, &mail, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			"INSERT INTO queue (message_id, recipient, created, next_attempt)"
+			" VALUES (?, ?, ?, ?)", -1, &queue, NULL) != SQLITE_OK)
+		goto out;
+
+	sqlite3_bind_text(msg, 1, d->queue_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(msg, 2, d->body_path, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(msg, 3, (sqlite3_int64)d->size);
+	sqlite3_bind_int64(msg, 4, d->received);
+	sqlite3_bind_text(msg, 5, d->sender, -1, SQLITE_STATIC);
+	sqlite3_bind_text(msg, 6, d->hdr_from ? d->hdr_from : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(msg, 7, d->hdr_subject ? d->hdr_subject : "", -1, SQLITE_STATIC);
+	bind_text_or_null(msg, 8, d->hdr_date);
+	bind_text_or_null(msg, 9, d->hdr_message_id);
+	if (sqlite3_step(msg) != SQLITE_DONE)
+		goto out;
+	int64_t message_id = sqlite3_last_insert_rowid(db);
+
+	for (size_t i = 0; i < d->local_count; i++) {
+		sqlite3_reset(mbox);
+		sqlite3_bind_int64(mbox, 1, d->locals[i].account_id);
+		int rc = sqlite3_step(mbox);
+		if (rc == SQLITE_DONE) {
+			/* The account was deleted after RCPT was accepted. */
+			log_warn("event=delivery_skipped queue_id=%s rcpt=%s reason=\"account gone\"",
+				 d->queue_id, d->locals[i].rcpt);
+			continue;
+		}
+		if (rc != SQLITE_ROW)
+			goto out;
+		int64_t mailbox_id = sqlite3_column_int64(mbox, 0);
+		int64_t uid = sqlite3_column_int64(mbox, 1);
+		int64_t modseq = sqlite3_column_int64(mbox, 2);
+		while ((rc = sqlite3_step(mbox)) == SQLITE_ROW)
+			;
+		if (rc != SQLITE_DONE)
+			goto out;
+		/* RFC 5321 4.4: Return-Path at final delivery; Delivered-To as
+		 * Postfix and Dovecot write it, for loop detection and filters. */
+		char *prefix = xasprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n",
+					 d->sender, d->locals[i].rcpt);
+		sqlite3_reset(mail);
+		sqlite3_bind_int64(mail, 1, mailbox_id);
+		sqlite3_bind_int64(mail, 2, uid);
+		sqlite3_bind_int64(mail, 3, message_id);
+		sqlite3_bind_blob(mail, 4, prefix, (int)strlen(prefix), SQLITE_TRANSIENT);
+		sqlite3_bind_int64(mail, 5, modseq);
+		sqlite3_bind_int64(mail, 6, d->received);
+		sqlite3_bind_int64(mail, 7, d->received);
+		rc = sqlite3_step(mail);
+		free(prefix);
+		if (rc != SQLITE_DONE)
+			goto out;
+		log_info("event=delivered queue_id=%s rcpt=%s mailbox=INBOX uid=%lld size=%llu",
+			 d->queue_id, d->locals[i].rcpt, (long long)uid,
+			 (unsigned long long)d->size);
+	}
+	for (size_t i = 0; i < d->remote_count; i++) {
+		sqlite3_reset(queue);
+		sqlite3_bind_int64(queue, 1, message_id);
+		sqlite3_bind_text(queue, 2, d->remotes[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(queue, 3, d->received);
+		sqlite3_bind_int64(queue, 4, d->received);
+		if (sqlite3_step(queue) != SQLITE_DONE)
+			goto out;
+		log_info("event=queued queue_id=%s rcpt=%s", d->queue_id, d->remotes[i]);
+	}
+	r = 0;
+out:
+	if (r < 0)
+		log_error("event=delivery_failed queue_id=%s error=\"%s\"", d->queue_id,
+			  sqlite3_errmsg(db));
+	sqlite3_finalize(msg);
+	sqlite3_finalize(mbox);
+	sqlite3_finalize(mail);
+	sqlite3_finalize(queue);
+	return r;
+}
+
+static void delivery_done(void *arg)
+{
+	struct store_delivery *d = arg;
+	d->done(d->done_arg, d->result);
+	delivery_free(d);
+}
+
+/* Writer thread: the batch is committed (or not). */
+static void delivery_finish(struct store_job *job, int result)
+{
+	struct store_delivery *d = (struct store_delivery *)job;
+	if (result < 0) {
+		/* Nothing points at the file: remove it wherever it is. */
+		unlinkat(d->store->data_dir_fd, d->body_path ? d->body_path : d->tmp_path, 0);
+	}
+	d->result = result;
+	loop_post(d->loop, delivery_done, d);
+}
+
+void store_delivery_commit(struct store_delivery *d, struct loop *loop,
+			   store_done_fn *done, void *arg)
+{
+	d->loop = loop;
+	d->done = done;
+	d->done_arg = arg;
+	d->job.prepare = delivery_prepare;
+	d->job.apply = delivery_apply;
+	d->job.finish = delivery_finish;
+
+	size_t hlen = header_block_len(d->head.data ? d->head.data : "", d->head.len);
+	if (d->head.len > 0) {
+		d->hdr_from = header_get(d->head.data, hlen, "From");
+		d->hdr_subject = header_get(d->head.data, hlen, "Subject");
+		d->hdr_date = header_get(d->head.data, hlen, "Date");
+		d->hdr_message_id = header_get(d->head.data, hlen, "Message-ID");
+	}
+	buf_deinit(&d->head);
+	if (flush_wbuf(d) < 0) {
+		d->result = -1;
+		unlinkat(d->store->data_dir_fd, d->tmp_path, 0);
+		loop_post(loop, delivery_done, d);
+		return;
+	}
+	buf_deinit(&d->wbuf);
+	store_writer_submit(d->store, &d->job);
+}

@@ -45,6 +45,11 @@ struct store_job {
 	int (*apply)(struct store_job *job, sqlite3 *db);
 	void (*finish)(struct store_job *job, int result);	/* frees the job */
 	int result;
+	/* Set by prepare: a folder under data_dir whose new entries must be
+	 * synced before the commit (once per batch), and whether the folder
+	 * itself is new (then its parent is synced too). */
+	char sync_dir[32];
+	bool sync_parent;
 };
 
 /* store.c */
