@@ -1,0 +1,62 @@
+# yubin: the two commands are `make run` and `make test` (see README.md).
+# Everything else here serves them.
+
+BUILD := build
+ASAN := build-asan
+FUZZ := build-fuzz
+PYTEST := /usr/bin/python3 -m pytest
+SECONDS ?= 60
+export UBSAN_OPTIONS := halt_on_error=1:print_stacktrace=1
+export ASAN_OPTIONS := detect_leaks=1:abort_on_error=0
+
+.PHONY: all deps deps-test build build-asan run test unit integration fuzz clean
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+
+deps-test:
+	@scripts/deps.sh test
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=debugoptimized
+
+$(ASAN)/build.ninja:
+	CC=clang meson setup $(ASAN) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+build-asan: deps-test $(ASAN)/build.ninja
+	ninja -C $(ASAN)
+
+# Starts the server in the foreground on the development config: loopback,
+# ports 2525 (SMTP) and friends, data in var/. First start makes a demo domain.
+run: build
+	@scripts/dev-setup.sh $(BUILD)/yubin etc/yubin.conf
+	exec $(BUILD)/yubin -c etc/yubin.conf serve
+
+unit: build build-asan
+	meson test -C $(BUILD) --print-errorlogs
+	meson test -C $(ASAN) --print-errorlogs
+
+integration: build-asan
+	YUBIN_BIN=$(CURDIR)/$(ASAN)/yubin $(PYTEST) -q tests
+
+test: unit integration
+
+$(FUZZ)/build.ninja:
+	CC=clang meson setup $(FUZZ) --buildtype=debug -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+
+# Runs every fuzz target for SECONDS each on its seed corpus.
+fuzz: deps-test $(FUZZ)/build.ninja
+	ninja -C $(FUZZ)
+	@for f in $(FUZZ)/fuzz_*; do \
+		t=$${f##*/fuzz_}; mkdir -p $(FUZZ)/corpus/$$t; \
+		echo "== $$t"; \
+		$$f -max_total_time=$(SECONDS) -timeout=10 $(FUZZ)/corpus/$$t fuzz/corpus/$$t || exit 1; \
+	done
+
+clean:
+	rm -rf $(BUILD) $(ASAN) $(FUZZ)
