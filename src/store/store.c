@@ -90,6 +90,13 @@ static const char *const migrations[] = {
 	"  last_error TEXT);"
 	"CREATE INDEX queue_next ON queue(next_attempt);"
 	"CREATE INDEX queue_message ON queue(message_id);",
+	/* 1 -> 2: SCRAM-SHA-256 keys beside the password hash (RFC 7677),
+	 * and the extra addresses a user may send as. */
+	"ALTER TABLE accounts ADD COLUMN scram TEXT;"
+	"CREATE TABLE sendas ("
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  address TEXT NOT NULL,"
+	"  PRIMARY KEY (account_id, address)) WITHOUT ROWID;",
 };
 
 char *store_db_error(sqlite3 *db, const char *what)
@@ -353,7 +360,11 @@ struct store_reader *store_reader_new(struct store *s)
 	    sqlite3_prepare_v2(r->db, "SELECT id FROM accounts WHERE domain_id = ? AND localpart = ?",
 			       -1, &r->st_account, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(r->db, "SELECT id, localpart FROM accounts WHERE domain_id = ? ORDER BY id LIMIT 1",
-			       -1, &r->st_first_account, NULL) != SQLITE_OK)
+			       -1, &r->st_first_account, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "SELECT a.id, a.password, a.scram FROM accounts a"
+			       " JOIN domains d ON d.id = a.domain_id"
+			       " WHERE d.name = ? AND a.localpart = ?",
+			       -1, &r->st_auth, NULL) != SQLITE_OK)
 		log_fatal("event=store_reader_prepare error=\"%s\"", sqlite3_errmsg(r->db));
 	return r;
 }
@@ -367,6 +378,7 @@ void store_reader_free(struct store_reader **rp)
 	sqlite3_finalize(r->st_alias);
 	sqlite3_finalize(r->st_account);
 	sqlite3_finalize(r->st_first_account);
+	sqlite3_finalize(r->st_auth);
 	sqlite3_close(r->db);
 	free(r);
 	*rp = NULL;
@@ -597,4 +609,45 @@ void store_targets_deinit(struct store_targets *t)
 	free(t->v);
 	t->v = NULL;
 	t->count = 0;
+}
+
+int store_account_lookup(struct store_reader *r, const char *address,
+			 struct store_account *account_r)
+{
+	char *local, *domain, *error = NULL;
+	memset(account_r, 0, sizeof(*account_r));
+	if (store_split_address(address, &local, &domain, &error) < 0) {
+		free(error);
+		return 0;
+	}
+	sqlite3_stmt *st = r->st_auth;
+	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, local, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st), res = 0;
+	if (rc == SQLITE_ROW) {
+		const char *scram = (const char *)sqlite3_column_text(st, 2);
+		account_r->id = sqlite3_column_int64(st, 0);
+		account_r->address = xasprintf("%s@%s", local, domain);
+		account_r->hash = xstrdup((const char *)sqlite3_column_text(st, 1));
+		account_r->scram = scram ? xstrdup(scram) : NULL;
+		res = 1;
+	} else if (rc != SQLITE_DONE) {
+		res = -1;
+	}
+	sqlite3_reset(st);
+	free(local);
+	free(domain);
+	return res;
+}
+
+void store_account_deinit(struct store_account *a)
+{
+	free(a->address);
+	if (a->hash)
+		mem_wipe(a->hash, strlen(a->hash));
+	free(a->hash);
+	if (a->scram)
+		mem_wipe(a->scram, strlen(a->scram));
+	free(a->scram);
+	memset(a, 0, sizeof(*a));
 }

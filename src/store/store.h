@@ -116,6 +116,20 @@ void store_reader_free(struct store_reader **r);
 
 bool store_domain_is_local(struct store_reader *r, const char *domain);
 
+/* An account as authentication needs it. */
+struct store_account {
+	int64_t id;
+	char *address;		/* canonical "local@domain" */
+	char *hash;		/* password hash */
+	char *scram;		/* SCRAM-SHA-256 record, or NULL */
+};
+/* Returns 1 and fills *account_r, 0 when there is no such account, -1 on
+ * a database error. */
+int store_account_lookup(struct store_reader *r, const char *address,
+			 struct store_account *account_r);
+/* Frees and wipes the secrets. */
+void store_account_deinit(struct store_account *account);
+
 /* Where a recipient's mail goes after alias expansion. */
 struct store_target {
 	int64_t account_id;	/* > 0: a local account */

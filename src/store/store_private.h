@@ -33,6 +33,7 @@ struct store_reader {
 	sqlite3_stmt *st_alias;
 	sqlite3_stmt *st_account;
 	sqlite3_stmt *st_first_account;
+	sqlite3_stmt *st_auth;
 };
 
 /* A unit of work for the writer thread. prepare runs outside the shared
@@ -75,6 +76,6 @@ void store_clean_tmp(struct store *s);
 /* store_writer.c */
 void store_writer_submit(struct store *s, struct store_job *job);
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 #endif
