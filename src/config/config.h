@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#define CONFIG_FILE_MAX (1024 * 1024)	/* bytes of the whole file */
+#define CONFIG_LISTEN_MAX 64		/* listen lines per listener section */
+
 enum listener_kind {
 	LISTENER_SMTP,		/* [smtp]: port 25, mail for our domains */
 	LISTENER_SUBMISSION,	/* [submission]: 587, STARTTLS, AUTH */
@@ -35,8 +38,9 @@ enum plaintext_auth {
 };
 
 struct config_listen {
-	char *host;	/* numeric address or name, without brackets */
-	char *port;
+	char *host;	/* numeric address or name, without brackets; "*" means
+			 * every address, IPv6 and IPv4 */
+	char *port;	/* decimal, 1-65535 */
 	char *file;	/* where it was written, for error messages */
 	int line;
 };
@@ -76,11 +80,23 @@ struct config {
 	uint32_t smtp_timeout;		/* seconds idle between commands */
 	uint32_t smtp_data_timeout;	/* seconds for a whole DATA/BDAT transfer */
 	uint32_t max_received_headers;	/* mail loop detection */
+	uint32_t auth_fail_delay;	/* ms before answering the first failure */
+	uint32_t auth_fail_delay_max;	/* ms; the delay doubles up to this */
+	uint32_t auth_lock_failures;	/* failures (per IP or account) that lock; 0: never */
+	uint32_t auth_lock_time;	/* seconds a lock lasts */
+	uint32_t auth_cache_time;	/* seconds a verified password is remembered */
+	uint32_t submission_messages_per_hour;	/* per account; 0: no limit */
+	uint32_t submission_max_recipients;	/* per message on submission */
 };
 
 /* Reads and checks the file. Returns 0 and a new config, or -1 with
- * *error_r set to one line ("FILE:LINE: key: problem"), to be freed. */
+ * *error_r set to one line ("FILE:LINE: [section] key: problem"), to be
+ * freed. The file may hold at most CONFIG_FILE_MAX bytes. */
 int config_load(const char *path, struct config **config_r, char **error_r);
+/* The same for text[0..len) already in memory (tests, fuzzing): name stands
+ * for the file in messages and its folder anchors relative paths. */
+int config_load_string(const char *text, size_t len, const char *name,
+		       struct config **config_r, char **error_r);
 void config_free(struct config **config);
 
 /* The section name of a listener kind ("smtp", ...). */

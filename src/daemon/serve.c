@@ -6,6 +6,8 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/util.h"
+#include "core/work.h"
+#include "auth/auth.h"
 #include "net/net.h"
 #include "net/tls.h"
 #include "smtp/smtp.h"
@@ -35,6 +37,7 @@ static void *io_main(void *arg)
 	net_listen_stop(t->loop);
 	net_close_all(t->loop);
 	smtp_thread_deinit();
+	auth_thread_deinit();
 	return NULL;
 }
 
@@ -42,6 +45,8 @@ static const struct conn_handler *handler_for(enum listener_kind kind)
 {
 	switch (kind) {
 	case LISTENER_SMTP:
+	case LISTENER_SUBMISSION:
+	case LISTENER_SUBMISSIONS:
 		return &smtp_conn_handler;
 	default:
 		return NULL;	/* not yet: see docs/design.md */
@@ -176,6 +181,14 @@ int serve_run(struct config *cfg)
 		goto out;
 	}
 	smtp_init(cfg, store);
+	auth_init(store, &(struct auth_limits){
+		.fail_delay_ms = cfg->auth_fail_delay,
+		.fail_delay_max_ms = cfg->auth_fail_delay_max,
+		.lock_failures = cfg->auth_lock_failures,
+		.lock_seconds = cfg->auth_lock_time,
+		.cache_seconds = cfg->auth_cache_time,
+	});
+	work_start(0);
 	net_set_limits(&(struct net_limits){ cfg->max_connections, cfg->max_connections_per_ip });
 
 	/* Signals are taken by this thread only, with sigwait. */
@@ -221,6 +234,7 @@ int serve_run(struct config *cfg)
 		loop_post(threads[i].loop, stop_loop, threads[i].loop);
 	for (unsigned i = 0; i < nthreads; i++)
 		pthread_join(threads[i].thread, NULL);
+	work_stop();
 	store_writer_stop(store);
 	for (unsigned i = 0; i < nthreads; i++)
 		loop_free(&threads[i].loop);

@@ -7,6 +7,9 @@
  * needs. A command that waits for the store (the end of DATA) pauses input
  * until its answer is written, so pipelined commands after it run after. */
 #include "smtp/smtp.h"
+#include "auth/auth.h"
+#include "auth/sasl.h"
+#include "mime/addrlist.h"
 #include "smtp/address.h"
 #include "smtp/smtp_data.h"
 #include "config/config.h"
@@ -17,6 +20,7 @@
 #include "net/net.h"
 #include "store/store.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +49,14 @@ struct smtp_session {
 	bool esmtp;
 	unsigned errors;
 	bool discarding;	/* in the middle of an overlong line */
-	bool busy;		/* waiting for the store */
+	bool busy;		/* waiting for the store or a password check */
+	bool submission;	/* [submission] or [submissions]: AUTH, relay for users */
+
+	/* authentication (RFC 4954) */
+	int64_t account_id;	/* > 0 once authenticated */
+	char *account;		/* its address */
+	struct sasl *sasl;	/* an AUTH exchange in progress */
+	char *sasl_final;	/* SCRAM server-final sent; waiting for the empty answer */
 
 	/* the transaction */
 	char *sender;		/* "" for <> */
@@ -65,7 +76,15 @@ struct smtp_session {
 	bool chunk_discard;	/* read and drop the chunk (a refused BDAT) */
 	const char *chunk_reply; /* what to answer once it is dropped */
 	enum smtp_state chunk_prev; /* the state to go back to after that */
+	/* submission: the header is held until it is complete, to check
+	 * From: and add Message-ID:/Date: (RFC 6409 8) */
+	bool header_pending;
+	struct buf header;
+	const char *header_refuse;	/* why the message will be refused */
 };
+
+/* The most of a submitted message's header held back for checking. */
+#define SUBMIT_HEADER_MAX (256 * 1024)
 
 static const struct config *cfg;
 static struct store *store;
@@ -134,17 +153,95 @@ static void transaction_reset(struct smtp_session *s)
 	s->sender_utf8 = s->smtputf8 = s->body_8bit = false;
 	store_delivery_abort(&s->delivery);
 	buf_deinit(&s->data_out);
+	buf_deinit(&s->header);
+	s->header_pending = false;
+	s->header_refuse = NULL;
 	s->too_big = s->write_failed = false;
 	s->chunk_left = 0;
 	s->chunk_last = false;
 	s->state = s->helo ? SMTP_READY : SMTP_INIT;
 }
 
+static void auth_reset(struct smtp_session *s)
+{
+	sasl_free(&s->sasl);
+	xfree(&s->sasl_final);
+}
+
 static void session_free(struct smtp_session *s)
 {
 	transaction_reset(s);
+	auth_reset(s);
+	free(s->account);
 	free(s->helo);
 	free(s);
+}
+
+/* ---- submission policy ---- */
+
+/* RFC 8314 and [server] plaintext_auth: no AUTH at all on a connection
+ * that is neither TLS nor allowed to be plain (loopback), so a password
+ * never crosses a network in clear. */
+static bool auth_allowed(struct smtp_session *s)
+{
+	if (conn_is_tls(s->conn))
+		return true;
+	switch (cfg->plaintext_auth) {
+	case PLAINTEXT_AUTH_ALWAYS:
+		return true;
+	case PLAINTEXT_AUTH_LOOPBACK:
+		return conn_peer_is_loopback(s->conn);
+	case PLAINTEXT_AUTH_TLS:
+		break;
+	}
+	return false;
+}
+
+/* Messages per hour per account: a token bucket refilled continuously. */
+struct rate {
+	struct rate *next;
+	int64_t account_id;
+	double tokens;
+	int64_t last_ms;
+};
+#define RATE_BUCKETS 256
+static pthread_mutex_t rate_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rate *rates[RATE_BUCKETS];
+
+/* Whether the account may send one more message now; consume takes it. */
+static bool rate_ok(int64_t account_id, bool consume)
+{
+	uint32_t limit = cfg->submission_messages_per_hour;
+	if (limit == 0)
+		return true;
+	int64_t now = time_mono_ms();
+	pthread_mutex_lock(&rate_lock);
+	struct rate **pr = &rates[(uint64_t)account_id % RATE_BUCKETS], *r;
+	for (r = *pr; r && r->account_id != account_id; r = r->next)
+		;
+	if (r == NULL) {
+		r = xcalloc(1, sizeof(*r));
+		r->account_id = account_id;
+		r->tokens = limit;
+		r->last_ms = now;
+		r->next = *pr;
+		*pr = r;
+	}
+	r->tokens += (double)(now - r->last_ms) * limit / 3600000.0;
+	if (r->tokens > limit)
+		r->tokens = limit;
+	r->last_ms = now;
+	bool ok = r->tokens >= 1.0;
+	if (ok && consume)
+		r->tokens -= 1.0;
+	pthread_mutex_unlock(&rate_lock);
+	return ok;
+}
+
+static bool may_send_as(struct smtp_session *s, const char *address)
+{
+	return store_may_send_as(reader(), s->account_id, s->account, address,
+				 cfg->recipient_delimiter);
 }
 
 /* ---- commands ---- */
@@ -170,6 +267,8 @@ static void cmd_helo(struct smtp_session *s, char *arg, bool ehlo)
 	conn_printf(c, "250-SIZE %llu\r\n", (unsigned long long)cfg->max_message_size);
 	if (!conn_is_tls(c) && conn_tls_available())
 		conn_printf(c, "250-STARTTLS\r\n");
+	if (s->submission && auth_allowed(s))
+		conn_printf(c, "250-AUTH %s\r\n", sasl_mechanisms(true));
 	conn_printf(c, "250-ENHANCEDSTATUSCODES\r\n");
 	conn_printf(c, "250-8BITMIME\r\n");
 	conn_printf(c, "250-SMTPUTF8\r\n");
@@ -220,6 +319,8 @@ static void cmd_mail(struct smtp_session *s, char *arg)
 			}
 		} else if (str_ieq(prm->keyword, "SMTPUTF8") && prm->value == NULL) {
 			smtputf8 = true;
+		} else if (str_ieq(prm->keyword, "AUTH") && s->submission && prm->value) {
+			/* RFC 4954 5: noted, not trusted. */
 		} else {
 			reply(s, "555 5.5.4 Unsupported option: %s", prm->keyword);
 			goto out;
@@ -230,7 +331,21 @@ static void cmd_mail(struct smtp_session *s, char *arg)
 		reply(s, "553 5.6.7 UTF-8 address needs the SMTPUTF8 parameter");
 		goto out;
 	}
-	s->sender = address_to_string(&pa.addr);
+	char *sender = address_to_string(&pa.addr);
+	if (s->submission && *sender && !may_send_as(s, sender)) {
+		log_warn("event=sender_refused session=%s user=%s from=<%s>", conn_id(s->conn),
+			 s->account, sender);
+		reply(s, "553 5.7.1 <%s>: Sender address not owned by user %s", sender, s->account);
+		free(sender);
+		goto out;
+	}
+	if (s->submission && !rate_ok(s->account_id, false)) {
+		log_warn("event=rate_limited session=%s user=%s", conn_id(s->conn), s->account);
+		reply(s, "451 4.7.1 Error: too many messages this hour, try again later");
+		free(sender);
+		goto out;
+	}
+	s->sender = sender;
 	s->smtputf8 = smtputf8;
 	s->body_8bit = body_8bit;
 	s->state = SMTP_MAIL;
@@ -263,6 +378,11 @@ static void cmd_rcpt(struct smtp_session *s, char *arg)
 		reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
 		return;
 	}
+	if (s->submission && cfg->submission_max_recipients &&
+	    s->rcpt_count >= cfg->submission_max_recipients) {
+		reply(s, "451 4.7.1 Error: too many recipients for one message, send the rest in another");
+		return;
+	}
 	if (s->rcpt_count >= cfg->max_recipients) {
 		/* RFC 5321 4.5.3.1.10: 452 makes the client send the rest later. */
 		reply(s, "452 4.5.3 Error: too many recipients");
@@ -290,6 +410,14 @@ static void cmd_rcpt(struct smtp_session *s, char *arg)
 	struct store_targets targets;
 	enum store_resolve_result res = pa.addr.domain_literal ? STORE_RESOLVE_NOT_LOCAL :
 		store_resolve(reader(), pa.addr.local, domain, cfg->recipient_delimiter, &targets);
+	if (res == STORE_RESOLVE_NOT_LOCAL && s->account_id > 0) {
+		/* Our user sends to the world: the queue takes it. */
+		targets.count = 1;
+		targets.catchall = false;
+		targets.v = xcalloc(1, sizeof(*targets.v));
+		targets.v[0].address = xstrdup(shown);
+		res = STORE_RESOLVE_OK;
+	}
 	switch (res) {
 	case STORE_RESOLVE_OK:
 		s->rcpts = xrealloc(s->rcpts, (s->rcpt_count + 1) * sizeof(*s->rcpts));
@@ -338,8 +466,9 @@ static int start_message(struct smtp_session *s)
 	struct conn *c = s->conn;
 	bool tls = conn_is_tls(c);
 	/* RFC 3848 and RFC 6531 7.2 "with" keywords. */
-	const char *with = s->smtputf8 ? (tls ? "UTF8SMTPS" : "UTF8SMTP") :
-			   s->esmtp ? (tls ? "ESMTPS" : "ESMTP") : "SMTP";
+	bool a = s->account_id > 0;
+	const char *with = s->smtputf8 ? (tls ? (a ? "UTF8SMTPSA" : "UTF8SMTPS") : (a ? "UTF8SMTPA" : "UTF8SMTP")) :
+			   s->esmtp ? (tls ? (a ? "ESMTPSA" : "ESMTPS") : (a ? "ESMTPA" : "ESMTP")) : "SMTP";
 	char date[64];
 	time_rfc5322(time_now_ms() / 1000, date);
 	struct buf b;
@@ -357,6 +486,10 @@ static int start_message(struct smtp_session *s)
 	int r = store_delivery_write(s->delivery, b.data, b.len);
 	buf_deinit(&b);
 	buf_init(&s->data_out, 0);
+	if (s->submission) {
+		s->header_pending = true;
+		buf_init(&s->header, SUBMIT_HEADER_MAX);
+	}
 	return r;
 }
 
@@ -400,12 +533,15 @@ static void cmd_data(struct smtp_session *s, char *arg)
 }
 
 static void message_done(void *arg, int result);
+static void header_end(struct smtp_session *s);
 
 /* The message is complete: check it, then hand it to the store. */
 static void finish_message(struct smtp_session *s, bool dotted)
 {
 	const char *refuse = NULL;
 	conn_set_deadline(s->conn, 0);
+	if (s->header_pending && s->delivery != NULL)
+		header_end(s);
 	size_t hlen;
 	const char *head = s->delivery ? store_delivery_head(s->delivery, &hlen) : "";
 	if (s->delivery == NULL || s->write_failed)
@@ -417,6 +553,8 @@ static void finish_message(struct smtp_session *s, bool dotted)
 		refuse = "550 5.6.0 Error: message contains NUL characters";
 	else if (s->too_big)
 		refuse = "552 5.3.4 Error: message too big";
+	else if (s->header_refuse)
+		refuse = s->header_refuse;
 	else if (header_count(head, header_block_len(head, hlen), "Received") >
 		 cfg->max_received_headers)
 		/* RFC 5321 6.3 */
@@ -461,6 +599,8 @@ static void message_done(void *arg, int result)
 		session_free(s);
 		return;
 	}
+	if (result == 0 && s->submission)
+		(void)rate_ok(s->account_id, true);
 	if (result == 0)
 		reply(s, "250 2.0.0 Ok: queued as %s", s->sender);
 	else
@@ -470,7 +610,7 @@ static void message_done(void *arg, int result)
 }
 
 /* Keeps the body size within limits as it is written. */
-static void write_body(struct smtp_session *s, const char *p, size_t n)
+static void write_raw(struct smtp_session *s, const char *p, size_t n)
 {
 	if (s->too_big || s->write_failed || s->delivery == NULL || n == 0)
 		return;
@@ -480,6 +620,74 @@ static void write_body(struct smtp_session *s, const char *p, size_t n)
 	}
 	if (store_delivery_write(s->delivery, p, n) < 0)
 		s->write_failed = true;
+}
+
+/* Submission: the held header is complete. Check that every From:
+ * address is the user's (no spoofing), add Message-ID: and Date: when
+ * missing (RFC 6409 8.2, 8.3), and write it all out. */
+static void header_end(struct smtp_session *s)
+{
+	s->header_pending = false;
+	const char *h = s->header.data ? s->header.data : "";
+	size_t hlen = header_block_len(h, s->header.len);
+	char *from = header_get(h, hlen, "From");
+	char **addrs = NULL;
+	int n = from ? addrlist_parse(from, &addrs) : -1;
+	if (from == NULL) {
+		s->header_refuse = "550 5.6.0 Error: the message has no From: field";
+	} else if (n <= 0) {
+		s->header_refuse = "550 5.6.0 Error: unreadable From: field";
+	} else {
+		for (int i = 0; i < n; i++) {
+			if (!may_send_as(s, addrs[i])) {
+				log_warn("event=from_refused session=%s user=%s from=\"%s\"",
+					 conn_id(s->conn), s->account, addrs[i]);
+				s->header_refuse = "553 5.7.1 Error: From: address not owned by the authenticated user";
+				break;
+			}
+		}
+	}
+	addrlist_free(&addrs);
+	free(from);
+
+	struct buf add;
+	buf_init(&add, 0);
+	if (header_count(h, hlen, "Message-ID") == 0) {
+		unsigned char rnd[6];
+		random_bytes(rnd, sizeof(rnd));
+		buf_printf(&add, "Message-ID: <%s.%02x%02x%02x%02x%02x%02x@%s>\r\n",
+			   store_delivery_queue_id(s->delivery), rnd[0], rnd[1], rnd[2],
+			   rnd[3], rnd[4], rnd[5], cfg->hostname);
+	}
+	if (header_count(h, hlen, "Date") == 0) {
+		char date[64];
+		time_rfc5322(time_now_ms() / 1000, date);
+		buf_printf(&add, "Date: %s\r\n", date);
+	}
+	write_raw(s, add.data, add.len);
+	buf_deinit(&add);
+	write_raw(s, h, s->header.len);
+	buf_deinit(&s->header);
+}
+
+static void write_body(struct smtp_session *s, const char *p, size_t n)
+{
+	if (!s->header_pending) {
+		write_raw(s, p, n);
+		return;
+	}
+	size_t old = s->header.len;
+	if (buf_append(&s->header, p, n) < 0) {
+		/* A header this large: check what we have, then stream. */
+		header_end(s);
+		write_raw(s, p, n);
+		return;
+	}
+	const char *h = s->header.data;
+	size_t from = old > 3 ? old - 3 : 0;
+	if ((s->header.len >= 2 && h[0] == '\r' && h[1] == '\n') ||
+	    memmem(h + from, s->header.len - from, "\r\n\r\n", 4) != NULL)
+		header_end(s);
 }
 
 /* Reads DATA. Returns true when the end was reached. */
@@ -596,8 +804,8 @@ static void cmd_vrfy(struct smtp_session *s, char *arg)
 
 static void cmd_help(struct smtp_session *s, char *arg)
 {
-	reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT%s",
-	      conn_tls_available() ? " STARTTLS" : "");
+	reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT%s%s",
+	      conn_tls_available() ? " STARTTLS" : "", s->submission ? " AUTH" : "");
 }
 
 static void cmd_quit(struct smtp_session *s, char *arg)
@@ -628,6 +836,154 @@ static void cmd_starttls(struct smtp_session *s, char *arg)
 	/* RFC 3207 4.2: forget everything learnt before TLS. */
 	xfree(&s->helo);
 	transaction_reset(s);
+	auth_reset(s);
+}
+
+/* ---- AUTH (RFC 4954) ---- */
+
+static void auth_done(void *arg, enum auth_result result, int64_t account_id,
+		      const char *address)
+{
+	struct smtp_session *s = arg;
+	s->busy = false;
+	auth_reset(s);
+	if (s->conn == NULL) {
+		session_free(s);
+		return;
+	}
+	switch (result) {
+	case AUTH_OK:
+		s->account_id = account_id;
+		s->account = xstrdup(address);
+		reply(s, "235 2.7.0 Authentication successful");
+		break;
+	case AUTH_FAIL:
+		reply(s, "535 5.7.8 Authentication credentials invalid");
+		break;
+	case AUTH_TEMPFAIL:
+		reply(s, "454 4.7.0 Temporary authentication failure");
+		break;
+	}
+	conn_resume_read(s->conn);
+}
+
+/* The outcome of a mechanism step that is not a plain challenge goes
+ * through auth/ for logging, throttling and the failure delay. */
+static void auth_finish(struct smtp_session *s, bool ok)
+{
+	const char *user = s->sasl && sasl_authcid(s->sasl) ? sasl_authcid(s->sasl) : "";
+	s->busy = true;
+	conn_pause_read(s->conn);
+	auth_finish_external(conn_loop(s->conn), "smtp", conn_peer_ip(s->conn), user, ok,
+			     auth_done, s);
+}
+
+static void sasl_next(struct smtp_session *s, const unsigned char *in, size_t len)
+{
+	struct buf ch;
+	const char *error = NULL;
+	buf_init(&ch, 0);
+	enum sasl_status st = sasl_step(s->sasl, in, len, &ch, &error);
+	struct buf enc;
+	buf_init(&enc, 0);
+	switch (st) {
+	case SASL_CONTINUE:
+		base64_encode(ch.data ? ch.data : "", ch.len, &enc);
+		reply(s, "334 %s", enc.data ? enc.data : "");
+		break;
+	case SASL_CHECK_PASSWORD:
+		s->busy = true;
+		conn_pause_read(s->conn);
+		auth_check_password(conn_loop(s->conn), "smtp", conn_peer_ip(s->conn),
+				    sasl_authcid(s->sasl), sasl_password(s->sasl), auth_done, s);
+		break;
+	case SASL_OK:
+		/* SCRAM: the server's proof goes in a last challenge; the
+		 * client answers it with an empty line (RFC 4954 4). */
+		base64_encode(ch.data ? ch.data : "", ch.len, &enc);
+		s->sasl_final = buf_steal(&enc, NULL);
+		reply(s, "334 %s", s->sasl_final);
+		break;
+	case SASL_FAIL:
+		log_info("event=sasl_failed session=%s reason=\"%s\"", conn_id(s->conn), error);
+		auth_finish(s, false);
+		break;
+	}
+	buf_deinit(&enc);
+	mem_wipe(ch.data ? ch.data : (char *)"", ch.data ? ch.len : 0);
+	buf_deinit(&ch);
+}
+
+/* A line answering a 334 challenge. */
+static void sasl_response(struct smtp_session *s, char *line)
+{
+	if (strcmp(line, "*") == 0) {
+		auth_reset(s);
+		reply(s, "501 5.7.0 Authentication aborted");
+		return;
+	}
+	if (s->sasl_final != NULL) {
+		if (*line == '\0') {
+			auth_finish(s, true);
+		} else {
+			auth_reset(s);
+			reply(s, "501 5.5.2 Error: expected an empty line");
+		}
+		return;
+	}
+	struct buf dec;
+	buf_init(&dec, SASL_RESPONSE_MAX);
+	if (base64_decode(line, strlen(line), &dec) < 0) {
+		auth_reset(s);
+		reply(s, "501 5.5.2 Error: cannot decode response");
+	} else {
+		sasl_next(s, (const unsigned char *)(dec.data ? dec.data : ""), dec.len);
+	}
+	mem_wipe(dec.data ? dec.data : (char *)"", dec.data ? dec.len : 0);
+	buf_deinit(&dec);
+}
+
+static void cmd_auth(struct smtp_session *s, char *arg)
+{
+	if (!s->submission) {
+		reply(s, "503 5.5.1 Error: authentication not enabled");
+		return;
+	}
+	if (s->state == SMTP_INIT || !s->esmtp) {
+		reply(s, "503 5.5.1 Error: send EHLO first");
+		return;
+	}
+	if (s->account_id > 0) {
+		reply(s, "503 5.5.1 Error: already authenticated");
+		return;
+	}
+	if (s->state != SMTP_READY) {
+		reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+		return;
+	}
+	if (!auth_allowed(s)) {
+		reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+		return;
+	}
+	char *initial = strchr(arg, ' ');
+	if (initial)
+		*initial++ = '\0';
+	static const struct sasl_lookup lookup = { auth_scram_record, NULL };
+	s->sasl = sasl_new(arg, &lookup);
+	if (s->sasl == NULL) {
+		reply(s, "504 5.5.4 Unrecognized authentication type");
+		return;
+	}
+	if (initial == NULL) {
+		sasl_next(s, NULL, 0);
+		return;
+	}
+	/* RFC 4954 4: "=" is an empty initial response. */
+	if (strcmp(initial, "=") == 0) {
+		sasl_next(s, (const unsigned char *)"", 0);
+		return;
+	}
+	sasl_response(s, initial);
 }
 
 static void cmd_helo_plain(struct smtp_session *s, char *arg)
@@ -644,6 +1000,9 @@ static void cmd_mail_checked(struct smtp_session *s, char *arg)
 {
 	if (s->state == SMTP_INIT)
 		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+	else if (s->submission && s->account_id == 0)
+		/* RFC 6409 4.3, RFC 4954 6 */
+		reply(s, "530 5.7.0 Authentication required");
 	else if (s->state != SMTP_READY)
 		reply(s, "503 5.5.1 Error: nested MAIL command");
 	else
@@ -680,6 +1039,7 @@ static const struct smtp_command commands[] = {
 	{ "HELP", cmd_help },
 	{ "QUIT", cmd_quit },
 	{ "STARTTLS", cmd_starttls },
+	{ "AUTH", cmd_auth },
 };
 
 static void run_command(struct smtp_session *s, char *line)
@@ -705,7 +1065,10 @@ static void run_command(struct smtp_session *s, char *line)
  * bad line (it is consumed). */
 static int read_line(struct smtp_session *s, struct evbuffer *in, char **line_r)
 {
+	/* RFC 4954 4: AUTH lines may be up to 12288 octets. */
 	size_t max = cfg->max_line_length;
+	if (s->submission && max < 12288)
+		max = 12288;
 	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
 	if (eol.pos < 0) {
 		size_t have = evbuffer_get_length(in);
@@ -759,7 +1122,11 @@ static void on_read(struct conn *c)
 		if (r == 0)
 			return;
 		if (r > 0) {
-			run_command(s, line);
+			if (s->sasl != NULL)
+				sasl_response(s, line);
+			else
+				run_command(s, line);
+			mem_wipe(line, strlen(line));
 			free(line);
 		}
 		/* STARTTLS replaced the input buffer. */
@@ -775,6 +1142,7 @@ static void on_open(struct conn *c)
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 	s->conn = c;
 	s->state = SMTP_INIT;
+	s->submission = conn_listener_kind(c) != LISTENER_SMTP;
 	conn_set_data(c, s);
 	conn_set_timeout(c, cfg->smtp_timeout);
 	conn_printf(c, "220 %s ESMTP yubin\r\n", cfg->hostname);

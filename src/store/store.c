@@ -361,6 +361,8 @@ struct store_reader *store_reader_new(struct store *s)
 			       -1, &r->st_account, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(r->db, "SELECT id, localpart FROM accounts WHERE domain_id = ? ORDER BY id LIMIT 1",
 			       -1, &r->st_first_account, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "SELECT 1 FROM sendas WHERE account_id = ? AND address = ?",
+			       -1, &r->st_sendas, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(r->db, "SELECT a.id, a.password, a.scram FROM accounts a"
 			       " JOIN domains d ON d.id = a.domain_id"
 			       " WHERE d.name = ? AND a.localpart = ?",
@@ -379,6 +381,7 @@ void store_reader_free(struct store_reader **rp)
 	sqlite3_finalize(r->st_account);
 	sqlite3_finalize(r->st_first_account);
 	sqlite3_finalize(r->st_auth);
+	sqlite3_finalize(r->st_sendas);
 	sqlite3_close(r->db);
 	free(r);
 	*rp = NULL;
@@ -560,6 +563,8 @@ static enum store_resolve_result resolve(struct resolve_ctx *c, const char *loca
 		}
 	}
 	if (!looped && (n = alias_targets(r, dom, "", &targets)) != 0) {
+		if (c->depth == 1)
+			c->out->catchall = true;
 		if (n < 0)
 			res = STORE_RESOLVE_ERROR;
 		else if (expand(c, targets))
@@ -594,6 +599,7 @@ store_resolve(struct store_reader *r, const char *local, const char *domain,
 	struct resolve_ctx c = { .r = r, .delimiter = recipient_delimiter, .out = targets_r };
 	targets_r->count = 0;
 	targets_r->v = NULL;
+	targets_r->catchall = false;
 	enum store_resolve_result res = resolve(&c, local, domain);
 	if (c.error && res != STORE_RESOLVE_OK)
 		res = STORE_RESOLVE_ERROR;
@@ -650,4 +656,37 @@ void store_account_deinit(struct store_account *a)
 		mem_wipe(a->scram, strlen(a->scram));
 	free(a->scram);
 	memset(a, 0, sizeof(*a));
+}
+
+bool store_may_send_as(struct store_reader *r, int64_t account_id,
+		       const char *account_address, const char *address,
+		       const char *recipient_delimiter)
+{
+	if (str_ieq(address, account_address))
+		return true;
+	char *local, *domain, *error = NULL;
+	if (store_split_address(address, &local, &domain, &error) < 0) {
+		free(error);
+		return false;
+	}
+	bool ok = false;
+	struct store_targets t;
+	if (store_resolve(r, local, domain, recipient_delimiter, &t) == STORE_RESOLVE_OK) {
+		for (size_t i = 0; i < t.count && !t.catchall; i++) {
+			if (t.v[i].account_id == account_id)
+				ok = true;
+		}
+		store_targets_deinit(&t);
+	}
+	if (!ok) {
+		char *lower = xasprintf("%s@%s", local, domain);
+		sqlite3_bind_int64(r->st_sendas, 1, account_id);
+		sqlite3_bind_text(r->st_sendas, 2, lower, -1, SQLITE_STATIC);
+		ok = sqlite3_step(r->st_sendas) == SQLITE_ROW;
+		sqlite3_reset(r->st_sendas);
+		free(lower);
+	}
+	free(local);
+	free(domain);
+	return ok;
 }

@@ -138,6 +138,7 @@ struct store_target {
 struct store_targets {
 	size_t count;
 	struct store_target *v;
+	bool catchall;		/* the address itself is nobody's: a catch-all took it */
 };
 enum store_resolve_result {
 	STORE_RESOLVE_OK,		/* targets filled */
@@ -153,6 +154,13 @@ enum store_resolve_result
 store_resolve(struct store_reader *r, const char *local, const char *domain,
 	      const char *recipient_delimiter, struct store_targets *targets_r);
 void store_targets_deinit(struct store_targets *t);
+
+/* Whether the account may send as address: it is the account's own, an
+ * alias or user+tag that leads to it (catch-alls excluded), or one of its
+ * extra send-as addresses. */
+bool store_may_send_as(struct store_reader *r, int64_t account_id,
+		       const char *account_address, const char *address,
+		       const char *recipient_delimiter);
 
 /* ---- delivery (server) ---- */
 

@@ -34,6 +34,7 @@ struct store_reader {
 	sqlite3_stmt *st_account;
 	sqlite3_stmt *st_first_account;
 	sqlite3_stmt *st_auth;
+	sqlite3_stmt *st_sendas;
 };
 
 /* A unit of work for the writer thread. prepare runs outside the shared
