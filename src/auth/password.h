@@ -3,9 +3,12 @@
  * New passwords are hashed with Argon2id (libsodium, "$argon2id$..." strings,
  * moderate limits so a login stays well under 100 ms). Hashes moved from
  * other systems are accepted as they are and verified with crypt(3)
- * (libxcrypt): SHA-512 crypt "$6$..." (with or without Dovecot's
- * "{SHA512-CRYPT}" prefix, which is stripped on import) and yescrypt "$y$...".
- * Argon2id hashes from other systems ("$argon2id$v=19$...") are accepted too. */
+ * (libxcrypt): SHA-512 crypt "$6$...", yescrypt "$y$..." and bcrypt
+ * "$2b$..."/"$2y$..." (bcrypt uses only the first 72 bytes of a password).
+ * Argon2id hashes from other systems ("$argon2id$v=19$...") are accepted too.
+ * Dovecot's scheme prefixes "{SHA512-CRYPT}", "{BLF-CRYPT}", "{ARGON2ID}" and
+ * "{CRYPT}" are stripped on import. Imported hashes whose cost parameters
+ * would make one login take more than about a second are refused. */
 #ifndef YUBIN_AUTH_PASSWORD_H
 #define YUBIN_AUTH_PASSWORD_H
 

@@ -86,8 +86,10 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 
 char *buf_steal(struct buf *b, size_t *len_r)
 {
-	if (b->data == NULL)
+	if (b->data == NULL) {
 		(void)reserve(b, 0);
+		b->data[0] = '\0';
+	}
 	char *p = b->data;
 	if (len_r)
 		*len_r = b->len;

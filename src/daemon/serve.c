@@ -154,6 +154,14 @@ int serve_run(struct config *cfg)
 	if (log_level_parse(cfg->log_level, &level) == 0)
 		log_set_level(level);
 	signal(SIGPIPE, SIG_IGN);
+	/* Signals are taken by the main thread only, with sigwait, from the
+	 * start: a SIGTERM during start-up is a clean stop too. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	/* As root: make the data folder ours-to-be, bind, read keys. */
 	if (privs_prepare_data_dir(cfg->data_dir, cfg->user, &error) < 0) {
@@ -191,13 +199,6 @@ int serve_run(struct config *cfg)
 	work_start(0);
 	net_set_limits(&(struct net_limits){ cfg->max_connections, cfg->max_connections_per_ip });
 
-	/* Signals are taken by this thread only, with sigwait. */
-	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	loop_global_init();
 	nthreads = thread_count(cfg);

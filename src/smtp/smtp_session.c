@@ -357,18 +357,20 @@ out:
 }
 
 /* "<postmaster>" without a domain (RFC 5321 4.1.1.3) goes to the local
- * domain that our hostname is in (mail.example.com -> example.com). */
-static const char *postmaster_domain(void)
+ * domain that our hostname is in (mail.example.com -> example.com), else
+ * to our first domain. */
+static char *postmaster_domain(void)
 {
 	const char *d = cfg->hostname;
 	while (d != NULL && *d) {
 		if (store_domain_is_local(reader(), d))
-			return d;
+			return xstrdup(d);
 		d = strchr(d, '.');
 		if (d)
 			d++;
 	}
-	return cfg->hostname;
+	char *first = store_first_domain(reader());
+	return first ? first : xstrdup(cfg->hostname);
 }
 
 static void cmd_rcpt(struct smtp_session *s, char *arg)
@@ -405,7 +407,7 @@ static void cmd_rcpt(struct smtp_session *s, char *arg)
 		reply(s, "553 5.6.7 UTF-8 address needs the SMTPUTF8 parameter");
 		goto out;
 	}
-	const char *domain = *pa.addr.domain ? pa.addr.domain : postmaster_domain();
+	char *domain = *pa.addr.domain ? xstrdup(pa.addr.domain) : postmaster_domain();
 	char *shown = xasprintf("%s@%s", pa.addr.local, domain);
 	struct store_targets targets;
 	enum store_resolve_result res = pa.addr.domain_literal ? STORE_RESOLVE_NOT_LOCAL :
@@ -449,6 +451,7 @@ static void cmd_rcpt(struct smtp_session *s, char *arg)
 		break;
 	}
 	free(shown);
+	free(domain);
 out:
 	smtp_path_args_deinit(&pa);
 }
@@ -760,9 +763,10 @@ static void cmd_bdat(struct smtp_session *s, char *arg)
 	}
 	uint64_t size;
 	if (str_to_u64(arg, &size) < 0 || strlen(arg) > 19) {
-		/* Without a size the chunk cannot be skipped: the rest of the
-		 * input is not commands; end the session. */
-		reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+		/* Without a size the chunk cannot be skipped: what follows is
+		 * not commands. RFC 5321 3.8: 421 and close. */
+		conn_printf(s->conn, "421 4.5.0 %s Error: BDAT without a valid size, closing\r\n",
+			    cfg->hostname);
 		conn_close(s->conn);
 		return;
 	}

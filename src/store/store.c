@@ -690,3 +690,16 @@ bool store_may_send_as(struct store_reader *r, int64_t account_id,
 	free(domain);
 	return ok;
 }
+
+char *store_first_domain(struct store_reader *r)
+{
+	sqlite3_stmt *st;
+	char *name = NULL;
+	if (sqlite3_prepare_v2(r->db, "SELECT name FROM domains ORDER BY id LIMIT 1", -1,
+			       &st, NULL) != SQLITE_OK)
+		return NULL;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		name = xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return name;
+}

@@ -53,13 +53,15 @@ int store_domain_del(struct store *s, const char *domain, char **error_r);
 int store_domain_list(struct store *s, char ***names_r, char **error_r);
 
 /* address must be "local@domain" with domain already added; hash is a
- * password hash as made by password_hash() or password_import(). */
+ * password hash as made by password_hash() or password_import(); scram the
+ * SCRAM-SHA-256 record made from the same password (scram_make_record), or
+ * NULL when the password is not known (an imported hash). */
 int store_user_add(struct store *s, const char *address, const char *hash,
-		   char **error_r);
+		   const char *scram, char **error_r);
 /* Deletes the account, its mailboxes and its messages. */
 int store_user_del(struct store *s, const char *address, char **error_r);
 int store_user_passwd(struct store *s, const char *address, const char *hash,
-		      char **error_r);
+		      const char *scram, char **error_r);
 /* domain may be NULL for all domains. Entries are "local@domain". */
 int store_user_list(struct store *s, const char *domain, char ***addresses_r,
 		    char **error_r);
@@ -115,6 +117,8 @@ struct store_reader *store_reader_new(struct store *s);
 void store_reader_free(struct store_reader **r);
 
 bool store_domain_is_local(struct store_reader *r, const char *domain);
+/* The first domain added (a new string), or NULL when there is none. */
+char *store_first_domain(struct store_reader *r);
 
 /* An account as authentication needs it. */
 struct store_account {

@@ -337,7 +337,7 @@ static int next_uidvalidity(struct store *s, int64_t *value_r, char **error_r)
 }
 
 static int insert_account(struct store *s, int64_t dom, const char *local,
-			  const char *hash, char **error_r)
+			  const char *hash, const char *scram, char **error_r)
 {
 	static const struct {
 		const char *name;
@@ -348,13 +348,17 @@ static int insert_account(struct store *s, int64_t dom, const char *local,
 		return -1;
 
 	sqlite3_stmt *st = prepare(s, "INSERT INTO accounts (domain_id, localpart,"
-				   " password, created) VALUES (?, ?, ?, ?)", error_r);
+				   " password, scram, created) VALUES (?, ?, ?, ?, ?)", error_r);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, dom);
 	sqlite3_bind_text(st, 2, local, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, hash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, time_now_ms() / 1000);
+	if (scram)
+		sqlite3_bind_text(st, 4, scram, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
+	sqlite3_bind_int64(st, 5, time_now_ms() / 1000);
 	if (step_done(s, st, error_r) < 0)
 		return -1;
 	int64_t account = sqlite3_last_insert_rowid(s->db);
@@ -384,7 +388,7 @@ static int insert_account(struct store *s, int64_t dom, const char *local,
 }
 
 int store_user_add(struct store *s, const char *address, const char *hash,
-		   char **error_r)
+		   const char *scram, char **error_r)
 {
 	char *local, *domain;
 	int64_t dom, acc;
@@ -408,7 +412,7 @@ int store_user_add(struct store *s, const char *address, const char *hash,
 		}
 	}
 	if (r == 0)
-		r = insert_account(s, dom, local, hash, error_r);
+		r = insert_account(s, dom, local, hash, scram, error_r);
 	r = tx_end(s, r, error_r);
 out:
 	free(local);
@@ -459,7 +463,7 @@ int store_user_del(struct store *s, const char *address, char **error_r)
 }
 
 int store_user_passwd(struct store *s, const char *address, const char *hash,
-		      char **error_r)
+		      const char *scram, char **error_r)
 {
 	int64_t acc;
 	if (hash == NULL || *hash == '\0') {
@@ -470,12 +474,19 @@ int store_user_passwd(struct store *s, const char *address, const char *hash,
 		return -1;
 	int r = need_account(s, address, &acc, error_r);
 	if (r == 0) {
-		sqlite3_stmt *st = prepare(s, "UPDATE accounts SET password = ? WHERE id = ?",
-					   error_r);
+		/* The SCRAM record always changes with the hash: an old one
+		 * would keep the old password working for SCRAM-SHA-256; an
+		 * imported hash has none, and SCRAM then refuses the user. */
+		sqlite3_stmt *st = prepare(s, "UPDATE accounts SET password = ?, scram = ?"
+					   " WHERE id = ?", error_r);
 		r = -1;
 		if (st != NULL) {
 			sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 2, acc);
+			if (scram)
+				sqlite3_bind_text(st, 2, scram, -1, SQLITE_STATIC);
+			else
+				sqlite3_bind_null(st, 2);
+			sqlite3_bind_int64(st, 3, acc);
 			r = step_done(s, st, error_r);
 		}
 	}
