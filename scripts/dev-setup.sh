@@ -18,8 +18,9 @@ cat <<MSG
 
 yubin is starting on 127.0.0.1 (config: $conf, data: var/).
 Talk to it from another terminal:
-  nc 127.0.0.1 2525          then: EHLO me / MAIL FROM:<you@example.org> /
-                             RCPT TO:<kuroyagi@example.com> / DATA / text / . / QUIT
+  telnet 127.0.0.1 2525      (or: nc -C 127.0.0.1 2525; -C sends CR LF line ends)
+      then type: EHLO me / MAIL FROM:<you@example.org> /
+                 RCPT TO:<kuroyagi@example.com> / DATA / your text / . / QUIT
   $yubin -c $conf mail list kuroyagi@example.com
 Stop it with Ctrl-C.
 
