@@ -360,6 +360,34 @@ int cli_user_passwd(struct cli *c)
 	return r < 0 ? fail(error) : CLI_EXIT_OK;
 }
 
+/* ---- send-as addresses ---- */
+
+int cli_sendas_add(struct cli *c)
+{
+	char *error = NULL;
+	if (store_sendas_add(c->store, c->argv[0], c->argv[1], &error) < 0)
+		return fail(error);
+	return CLI_EXIT_OK;
+}
+
+int cli_sendas_del(struct cli *c)
+{
+	char *error = NULL;
+	if (store_sendas_del(c->store, c->argv[0], c->argv[1], &error) < 0)
+		return fail(error);
+	return CLI_EXIT_OK;
+}
+
+int cli_sendas_list(struct cli *c)
+{
+	char **v = NULL, *error = NULL;
+	if (store_sendas_list(c->store, c->argv[0], &v, &error) < 0)
+		return fail(error);
+	int status = print_strv(v);
+	store_strv_free(&v);
+	return status;
+}
+
 /* ---- aliases ---- */
 
 int cli_alias_add(struct cli *c)

@@ -69,6 +69,16 @@ int store_user_list(struct store *s, const char *domain, char ***addresses_r,
 int store_user_hash(struct store *s, const char *address, char **hash_r,
 		    char **error_r);
 
+/* Extra addresses an account may send as (besides its own, its aliases
+ * and user+tag), on submission. The address is any valid address, stored
+ * lower-cased. */
+int store_sendas_add(struct store *s, const char *account, const char *address,
+		     char **error_r);
+int store_sendas_del(struct store *s, const char *account, const char *address,
+		     char **error_r);
+int store_sendas_list(struct store *s, const char *account, char ***addresses_r,
+		      char **error_r);
+
 /* source is "local@domain" or "@domain" (catch-all) of a local domain;
  * target is any address. An alias may have several targets. */
 int store_alias_add(struct store *s, const char *source, const char *target,

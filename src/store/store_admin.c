@@ -951,3 +951,88 @@ void store_queue_rows_free(struct store_queue_row **rowsp, size_t count)
 	free(rows);
 	*rowsp = NULL;
 }
+
+/* ---- send-as addresses ---- */
+
+static int sendas_change(struct store *s, const char *account, const char *address,
+			 bool add, char **error_r)
+{
+	char *local, *domain;
+	int64_t acc;
+	if (parse_address(address, true, &local, &domain, error_r) < 0)
+		return -1;
+	char *lower = xasprintf("%s@%s", local, domain);
+	str_lower(lower);
+	free(local);
+	free(domain);
+	if (tx_begin(s, true, error_r) < 0) {
+		free(lower);
+		return -1;
+	}
+	int r = need_account(s, account, &acc, error_r);
+	if (r == 0) {
+		sqlite3_stmt *st = prepare(s, add ?
+			"INSERT OR IGNORE INTO sendas (account_id, address) VALUES (?, ?)" :
+			"DELETE FROM sendas WHERE account_id = ? AND address = ?", error_r);
+		r = -1;
+		if (st != NULL) {
+			sqlite3_bind_int64(st, 1, acc);
+			sqlite3_bind_text(st, 2, lower, -1, SQLITE_STATIC);
+			r = step_done(s, st, error_r);
+		}
+		if (r == 0 && sqlite3_changes(s->db) == 0) {
+			*error_r = add ? xasprintf("%s may already send as %s", account, lower) :
+					 xasprintf("%s has no send-as address %s", account, lower);
+			r = -1;
+		}
+	}
+	free(lower);
+	return tx_end(s, r, error_r);
+}
+
+int store_sendas_add(struct store *s, const char *account, const char *address,
+		     char **error_r)
+{
+	return sendas_change(s, account, address, true, error_r);
+}
+
+int store_sendas_del(struct store *s, const char *account, const char *address,
+		     char **error_r)
+{
+	return sendas_change(s, account, address, false, error_r);
+}
+
+int store_sendas_list(struct store *s, const char *account, char ***addresses_r,
+		      char **error_r)
+{
+	int64_t acc;
+	if (tx_begin(s, false, error_r) < 0)
+		return -1;
+	int r = need_account(s, account, &acc, error_r);
+	char **v = xcalloc(1, sizeof(*v));
+	size_t n = 0;
+	if (r == 0) {
+		sqlite3_stmt *st = prepare(s, "SELECT address FROM sendas WHERE account_id = ?"
+					   " ORDER BY address", error_r);
+		r = -1;
+		if (st != NULL) {
+			int rc;
+			sqlite3_bind_int64(st, 1, acc);
+			while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+				v = xrealloc(v, (n + 2) * sizeof(*v));
+				v[n++] = xstrdup((const char *)sqlite3_column_text(st, 0));
+				v[n] = NULL;
+			}
+			r = rc == SQLITE_DONE ? 0 : -1;
+			if (r < 0)
+				*error_r = store_db_error(s->db, "database");
+			sqlite3_finalize(st);
+		}
+	}
+	r = tx_end(s, r, error_r);
+	if (r < 0)
+		store_strv_free(&v);
+	else
+		*addresses_r = v;
+	return r;
+}
