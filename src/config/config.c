@@ -82,6 +82,7 @@ enum dtype {
 	DT_SIZE,	/* uint64_t bytes, suffix K, M or G (1024-based) */
 	DT_DURATION,	/* uint32_t seconds, suffix s, m, h or d */
 	DT_LISTEN,	/* ADDRESS:PORT appended to the listener */
+	DT_SNI,		/* NAME CERT KEY appended to cfg->sni */
 };
 
 #define DF_REPEAT 0x1	/* may appear more than once */
@@ -116,6 +117,7 @@ static const struct directive directives[] = {
 	{ SCOPE_SERVER, "user", DT_STRING, C(user), NULL, 0, 0, NULL, 0 },
 	{ SCOPE_SERVER, "tls_cert", DT_PATH, C(tls_cert), NULL, 0, 0, NULL, 0 },
 	{ SCOPE_SERVER, "tls_key", DT_PATH, C(tls_key), NULL, 0, 0, NULL, 0 },
+	{ SCOPE_SERVER, "tls_sni", DT_SNI, 0, NULL, 0, 0, NULL, DF_REPEAT },
 	{ SCOPE_SERVER, "tls_selfsigned", DT_BOOL, C(tls_selfsigned), "no", 0, 0, NULL, 0 },
 	/* 64 is also the most `yubin serve` starts (IO_THREADS_MAX). */
 	{ SCOPE_SERVER, "io_threads", DT_UINT, C(io_threads), "0", 0, 64, NULL, 0 },
@@ -553,6 +555,44 @@ static char *set_listen(struct parser *p, const struct directive *d, const char 
 	return NULL;
 }
 
+/* "NAME CERT KEY": NAME a host name, or "*." and one. */
+static char *set_sni(struct parser *p, const struct directive *d, const char *v,
+		     void *field)
+{
+	struct config *cfg = p->cfg;
+	char *copy = xstrdup(v), *save = NULL;
+	char *name = strtok_r(copy, " \t", &save);
+	char *cert = name ? strtok_r(NULL, " \t", &save) : NULL;
+	char *key = cert ? strtok_r(NULL, " \t", &save) : NULL;
+	char *extra = key ? strtok_r(NULL, " \t", &save) : NULL;
+	char *problem = NULL;
+	if (key == NULL || extra != NULL) {
+		problem = xasprintf("expected NAME CERTFILE KEYFILE, e.g. "
+				    "mail.example.org /etc/yubin/org.pem /etc/yubin/org.key");
+		goto out;
+	}
+	const char *host = strncmp(name, "*.", 2) == 0 ? name + 2 : name;
+	const char *hp = hostname_problem(host);
+	if (hp != NULL) {
+		problem = xasprintf("\"%s\" is not a host name: %s", name, hp);
+		goto out;
+	}
+	if (cfg->sni_count >= CONFIG_LISTEN_MAX) {
+		problem = xasprintf("more than %d tls_sni lines", CONFIG_LISTEN_MAX);
+		goto out;
+	}
+	cfg->sni = xrealloc(cfg->sni, (cfg->sni_count + 1) * sizeof(*cfg->sni));
+	struct config_sni *e = &cfg->sni[cfg->sni_count++];
+	memset(e, 0, sizeof(*e));
+	e->name = xstrdup(name);
+	str_lower(e->name);
+	set_path(p, d, cert, &e->cert);
+	set_path(p, d, key, &e->key);
+out:
+	free(copy);
+	return problem;
+}
+
 typedef char *setter_fn(struct parser *p, const struct directive *d, const char *v,
 			void *field);
 
@@ -568,6 +608,7 @@ static setter_fn *const setters[] = {
 	[DT_SIZE] = set_size,
 	[DT_DURATION] = set_duration,
 	[DT_LISTEN] = set_listen,
+	[DT_SNI] = set_sni,
 };
 
 static bool is_string_type(enum dtype t)
@@ -995,6 +1036,12 @@ void config_free(struct config **config)
 		}
 		free(l->listen);
 	}
+	for (size_t i = 0; i < cfg->sni_count; i++) {
+		free(cfg->sni[i].name);
+		free(cfg->sni[i].cert);
+		free(cfg->sni[i].key);
+	}
+	free(cfg->sni);
 	free(cfg->path);
 	free(cfg);
 	*config = NULL;

@@ -45,6 +45,14 @@ struct config_listen {
 	int line;
 };
 
+/* [server] tls_sni = NAME CERT KEY: the certificate for clients that ask
+ * for NAME (or, for "*.example.com", any one label under it). */
+struct config_sni {
+	char *name;		/* lower case */
+	char *cert;		/* absolute paths */
+	char *key;
+};
+
 struct config_listener {
 	bool present;		/* the section appears in the file */
 	const char *section;	/* "smtp", "submission", ... */
@@ -63,6 +71,8 @@ struct config {
 	char *tls_cert;		/* absolute path, NULL if unset */
 	char *tls_key;
 	bool tls_selfsigned;	/* make cert and key on first start if both are missing */
+	struct config_sni *sni;
+	size_t sni_count;
 	unsigned io_threads;	/* 0: one per core */
 	char *log_level;
 	enum plaintext_auth plaintext_auth;

@@ -97,6 +97,19 @@ static int bind_all(struct config *cfg, struct listen_socket **socks_r, size_t *
 	return 0;
 }
 
+static int load_tls(struct config *cfg, char **error_r)
+{
+	struct tls_sni *sni = xcalloc(cfg->sni_count + 1, sizeof(*sni));
+	for (size_t i = 0; i < cfg->sni_count; i++) {
+		sni[i].name = cfg->sni[i].name;
+		sni[i].cert = cfg->sni[i].cert;
+		sni[i].key = cfg->sni[i].key;
+	}
+	int r = tls_load(cfg->tls_cert, cfg->tls_key, sni, cfg->sni_count, error_r);
+	free(sni);
+	return r;
+}
+
 static int setup_tls(struct config *cfg)
 {
 	if (cfg->tls_cert == NULL && cfg->tls_key == NULL)
@@ -117,7 +130,7 @@ static int setup_tls(struct config *cfg)
 			log_warn("event=selfsigned_certificate cert=%s hostname=%s note=\"replace it with a real one\"",
 				 cfg->tls_cert, cfg->hostname);
 	}
-	if (tls_load(cfg->tls_cert, cfg->tls_key, &error) < 0) {
+	if (load_tls(cfg, &error) < 0) {
 		fprintf(stderr, "yubin: %s: [server] tls: %s\n", cfg->path, error);
 		free(error);
 		return -1;
@@ -217,8 +230,7 @@ int serve_run(struct config *cfg)
 		sigwait(&sigs, &sig);
 		if (sig == SIGHUP) {
 			log_info("event=reload");
-			if (cfg->tls_cert && cfg->tls_key &&
-			    tls_load(cfg->tls_cert, cfg->tls_key, &error) < 0) {
+			if (cfg->tls_cert && cfg->tls_key && load_tls(cfg, &error) < 0) {
 				log_error("event=reload_failed error=\"%s\" note=\"keeping the old certificate\"",
 					  error);
 				xfree(&error);

@@ -35,12 +35,71 @@ static char *ssl_error(const char *what)
 	return xasprintf("%s: %s", what, e ? buf : "unknown TLS error");
 }
 
-int tls_load(const char *cert, const char *key, char **error_r)
+/* The SNI certificates of one default context, kept in its ex_data so
+ * they live exactly as long as it (a handshake may still be using an old
+ * default context after a reload). */
+struct sni_set {
+	size_t count;
+	char **names;
+	SSL_CTX **ctxs;
+};
+static int sni_index = -1;
+static pthread_once_t sni_once = PTHREAD_ONCE_INIT;
+
+static void sni_set_free(void *parent UNUSED, void *ptr, CRYPTO_EX_DATA *ad UNUSED,
+			 int idx UNUSED, long argl UNUSED, void *argp UNUSED)
+{
+	struct sni_set *set = ptr;
+	if (set == NULL)
+		return;
+	for (size_t i = 0; i < set->count; i++) {
+		free(set->names[i]);
+		SSL_CTX_free(set->ctxs[i]);
+	}
+	free(set->names);
+	free(set->ctxs);
+	free(set);
+}
+
+static void sni_init(void)
+{
+	sni_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, sni_set_free);
+}
+
+static bool name_matches(const char *pattern, const char *name)
+{
+	if (strncmp(pattern, "*.", 2) == 0) {
+		const char *dot = strchr(name, '.');
+		return dot != NULL && dot != name && str_ieq(dot + 1, pattern + 2);
+	}
+	return str_ieq(pattern, name);
+}
+
+static int servername_cb(SSL *ssl, int *alert UNUSED, void *arg UNUSED)
+{
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	struct sni_set *set = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), sni_index);
+	if (name == NULL || set == NULL)
+		return SSL_TLSEXT_ERR_OK;
+	/* Exact names win over wildcards. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < set->count; i++) {
+			bool wild = set->names[i][0] == '*';
+			if (wild == (pass == 1) && name_matches(set->names[i], name)) {
+				SSL_set_SSL_CTX(ssl, set->ctxs[i]);
+				return SSL_TLSEXT_ERR_OK;
+			}
+		}
+	}
+	return SSL_TLSEXT_ERR_OK;	/* the default certificate */
+}
+
+static SSL_CTX *ctx_new(const char *cert, const char *key, char **error_r)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL) {
 		*error_r = ssl_error("SSL_CTX_new");
-		return -1;
+		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
@@ -52,17 +111,46 @@ int tls_load(const char *cert, const char *key, char **error_r)
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		*error_r = ssl_error(cert);
 		SSL_CTX_free(ctx);
-		return -1;
+		return NULL;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
 		*error_r = ssl_error(key);
 		SSL_CTX_free(ctx);
-		return -1;
+		return NULL;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		*error_r = ssl_error("the key does not match the certificate");
+		char *e = ssl_error("does not match its certificate");
+		*error_r = xasprintf("%s %s", key, e);
+		free(e);
 		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+int tls_load(const char *cert, const char *key, const struct tls_sni *sni,
+	     size_t sni_count, char **error_r)
+{
+	pthread_once(&sni_once, sni_init);
+	SSL_CTX *ctx = ctx_new(cert, key, error_r);
+	if (ctx == NULL)
 		return -1;
+	if (sni_count > 0) {
+		struct sni_set *set = xcalloc(1, sizeof(*set));
+		set->names = xcalloc(sni_count, sizeof(*set->names));
+		set->ctxs = xcalloc(sni_count, sizeof(*set->ctxs));
+		/* Owned by ctx from here: freed with it. */
+		SSL_CTX_set_ex_data(ctx, sni_index, set);
+		for (size_t i = 0; i < sni_count; i++) {
+			SSL_CTX *c = ctx_new(sni[i].cert, sni[i].key, error_r);
+			if (c == NULL) {
+				SSL_CTX_free(ctx);
+				return -1;
+			}
+			set->names[set->count] = xstrdup(sni[i].name);
+			set->ctxs[set->count++] = c;
+		}
+		SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
 	}
 	pthread_mutex_lock(&ctx_lock);
 	SSL_CTX *old = server_ctx;

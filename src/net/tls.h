@@ -5,12 +5,23 @@
 #define YUBIN_NET_TLS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef struct ssl_st SSL;
 
-/* Loads cert (PEM chain) and key. Returns 0 or -1 with *error_r. Called
- * again, it replaces the context (SIGHUP). */
-int tls_load(const char *cert, const char *key, char **error_r);
+/* A certificate for clients that ask for name by SNI ("*.example.com"
+ * covers one label under example.com). */
+struct tls_sni {
+	const char *name;
+	const char *cert;
+	const char *key;
+};
+
+/* Loads cert (PEM chain) and key, the default, and one pair per SNI name.
+ * Returns 0 or -1 with *error_r. Called again, it replaces them all at once
+ * (SIGHUP). */
+int tls_load(const char *cert, const char *key, const struct tls_sni *sni,
+	     size_t sni_count, char **error_r);
 bool tls_loaded(void);
 /* A new server-side SSL from the current context, or NULL. */
 SSL *tls_ssl_new(void);
