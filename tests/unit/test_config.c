@@ -332,6 +332,38 @@ static void test_paths(void)
 	free(e);
 }
 
+static void test_sni(void)
+{
+	struct config *cfg;
+	char *error;
+	CHECK_INT(load("[server]\n"
+		       "tls_sni = Mail.Example.ORG org/cert.pem /etc/org.key\n"
+		       "tls_sni = *.example.net  net.pem\tnet.key\n", &cfg, &error), 0);
+	if (cfg == NULL)
+		return;
+	CHECK_INT(cfg->sni_count, 2);
+	CHECK_STR(cfg->sni[0].name, "mail.example.org");
+	char *want = xasprintf("%s/org/cert.pem", dir);
+	CHECK_STR(cfg->sni[0].cert, want);
+	free(want);
+	CHECK_STR(cfg->sni[0].key, "/etc/org.key");
+	CHECK_STR(cfg->sni[1].name, "*.example.net");
+	config_free(&cfg);
+
+	static const char *const bad[] = {
+		"[server]\ntls_sni = a.example\n",
+		"[server]\ntls_sni = a.example cert.pem\n",
+		"[server]\ntls_sni = a.example c k extra\n",
+		"[server]\ntls_sni = -bad-.example c k\n",
+		"[server]\ntls_sni = *.*.example c k\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		error = error_of(bad[i]);
+		CHECK(error != NULL && strstr(error, "tls_sni") != NULL);
+		free(error);
+	}
+}
+
 static void test_listeners(void)
 {
 	struct config *cfg;
@@ -608,6 +640,7 @@ int main(void)
 	RUN(test_paths);
 	RUN(test_listeners);
 	RUN(test_bare_lf);
+	RUN(test_sni);
 	RUN(test_errors);
 	RUN(test_syntax);
 	unlink(path);
