@@ -245,6 +245,8 @@ static void write_cb(struct bufferevent *bev UNUSED, void *arg)
 	struct conn *c = arg;
 	if (c->closing)
 		event_active(c->close_ev, 0, 0);
+	else if (c->opened && c->h->on_drain)
+		c->h->on_drain(c);
 }
 
 static void event_cb(struct bufferevent *bev UNUSED, short what, void *arg)

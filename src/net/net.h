@@ -34,6 +34,10 @@ struct conn_handler {
 	/* No input for the idle timeout. Must reply and conn_close(), or
 	 * conn_close() at once. NULL: just close. */
 	void (*on_timeout)(struct conn *c);
+	/* All output queued so far has been handed to the kernel (or the TLS
+	 * layer): a session that streams a large reply writes its next
+	 * chunk here. NULL: not needed. */
+	void (*on_drain)(struct conn *c);
 	/* The last call: free the session. Do not touch c afterwards. */
 	void (*on_close)(struct conn *c, enum conn_close_reason reason);
 	/* Reply when the connection limits are hit (e.g. "421 4.7.0 ...\r\n"). */

@@ -176,6 +176,55 @@ bool store_may_send_as(struct store_reader *r, int64_t account_id,
 		       const char *account_address, const char *address,
 		       const char *recipient_delimiter);
 
+/* Called on the loop given to a write (store_delivery_commit,
+ * store_expunge...), once it is on stable storage (result 0) or could not be
+ * made (result -1). */
+typedef void store_done_fn(void *arg, int result);
+
+/* ---- mailboxes (server) ---- */
+
+struct store_mailbox_info {
+	int64_t id;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+};
+/* Returns 1 with *info_r, 0 when the account has no such mailbox, -1. */
+int store_mailbox_get(struct store_reader *r, int64_t account_id, const char *name,
+		      struct store_mailbox_info *info_r);
+
+/* A message in a mailbox, as readers need it. */
+#define STORE_FLAG_SEEN 0x01
+#define STORE_FLAG_ANSWERED 0x02
+#define STORE_FLAG_FLAGGED 0x04
+#define STORE_FLAG_DELETED 0x08
+#define STORE_FLAG_DRAFT 0x10
+struct store_msg {
+	uint32_t uid;
+	uint32_t flags;		/* STORE_FLAG_* */
+	uint64_t modseq;
+	int64_t internaldate;
+	uint64_t size;		/* prefix + body file: what a reader gets */
+	int64_t message_id;	/* the shared messages row */
+	char *body;		/* body file, relative to data_dir */
+	char *prefix;		/* per-recipient header lines served first */
+	size_t prefix_len;
+};
+/* Every message of the mailbox in UID order (a new array). Returns 0 or -1. */
+int store_mailbox_messages(struct store_reader *r, int64_t mailbox_id,
+			   struct store_msg **msgs_r, size_t *count_r);
+void store_msgs_free(struct store_msg **msgs, size_t count);
+/* Opens a message's body file for reading. Returns an fd or -1 (errno). */
+int store_msg_open(struct store *s, const struct store_msg *m);
+
+/* Removes messages (by UID) from a mailbox for good, in one transaction:
+ * each leaves a tombstone with the mailbox's new modseq (for IMAP
+ * resynchronisation), and body files nobody holds any more are deleted
+ * after the commit. UIDs not in the mailbox are ignored. done is posted to
+ * loop. */
+void store_expunge(struct store *s, int64_t mailbox_id, const uint32_t *uids,
+		   size_t count, struct loop *loop, store_done_fn *done, void *arg);
+
 /* ---- delivery (server) ---- */
 
 /* Starts a new message: a body file in tmp/. The queue id names it from
@@ -198,9 +247,6 @@ void store_delivery_add_local(struct store_delivery *d, int64_t account_id,
 /* A remote recipient: the message waits in the queue for it. */
 void store_delivery_add_remote(struct store_delivery *d, const char *rcpt);
 
-/* Called on the loop given to store_delivery_commit, once the message is on
- * stable storage (result 0) or could not be stored (result -1). */
-typedef void store_done_fn(void *arg, int result);
 /* Hands the delivery to the writer thread, which syncs the body, moves it in
  * place and commits all rows in one transaction. Takes ownership of d. */
 void store_delivery_commit(struct store_delivery *d, struct loop *loop,
