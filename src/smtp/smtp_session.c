@@ -74,6 +74,7 @@ struct smtp_session {
 	uint64_t chunk_left;
 	bool chunk_last;
 	bool chunk_discard;	/* read and drop the chunk (a refused BDAT) */
+	bool chunk_cr;		/* the last chunk byte written was a CR */
 	const char *chunk_reply; /* what to answer once it is dropped */
 	enum smtp_state chunk_prev; /* the state to go back to after that */
 	/* submission: the header is held until it is complete, to check
@@ -537,22 +538,29 @@ static void cmd_data(struct smtp_session *s, char *arg)
 
 static void message_done(void *arg, int result);
 static void header_end(struct smtp_session *s);
+static void write_body(struct smtp_session *s, const char *p, size_t n);
 
 /* The message is complete: check it, then hand it to the store. */
-static void finish_message(struct smtp_session *s, bool dotted)
+static void finish_message(struct smtp_session *s)
 {
 	const char *refuse = NULL;
 	conn_set_deadline(s->conn, 0);
+	if (s->chunk_cr) {
+		s->chunk_cr = false;
+		s->data.bare_cr++;
+		if (s->data.normalize)
+			write_body(s, "\r\n", 2);
+	}
 	if (s->header_pending && s->delivery != NULL)
 		header_end(s);
 	size_t hlen;
 	const char *head = s->delivery ? store_delivery_head(s->delivery, &hlen) : "";
 	if (s->delivery == NULL || s->write_failed)
 		refuse = "451 4.3.0 Error: local storage failure, try again later";
-	else if (dotted && (s->data.bare_cr || s->data.bare_lf) && !s->data.normalize)
+	else if ((s->data.bare_cr || s->data.bare_lf) && !s->data.normalize)
 		/* RFC 5321 2.3.8: CR and LF only as CRLF. */
 		refuse = "550 5.6.0 Error: message contains bare CR or LF characters";
-	else if (dotted && s->data.nul)
+	else if (s->data.nul)
 		refuse = "550 5.6.0 Error: message contains NUL characters";
 	else if (s->too_big)
 		refuse = "552 5.3.4 Error: message too big";
@@ -713,6 +721,44 @@ static bool read_data(struct smtp_session *s, struct evbuffer *in)
 	return false;
 }
 
+/* BDAT data has no dot-stuffing (RFC 3030), but without BINARYMIME it is
+ * still text with CR LF line ends: bare CR and LF get the listener's
+ * bare_lf policy and NUL is refused, as in DATA. A CR at the end of one
+ * chunk may pair with an LF at the start of the next. */
+static void write_chunk(struct smtp_session *s, const char *p, size_t n)
+{
+	struct smtp_data_parser *d = &s->data;
+	size_t start = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (s->chunk_cr) {
+			s->chunk_cr = false;
+			if (c == '\n') {
+				write_body(s, "\r\n", 2);
+				start = i + 1;
+				continue;
+			}
+			d->bare_cr++;
+			if (d->normalize)
+				write_body(s, "\r\n", 2);
+		}
+		if (c == '\r' || c == '\n' || c == '\0') {
+			write_body(s, p + start, i - start);
+			start = i + 1;
+			if (c == '\r') {
+				s->chunk_cr = true;
+			} else if (c == '\n') {
+				d->bare_lf++;
+				if (d->normalize)
+					write_body(s, "\r\n", 2);
+			} else {
+				d->nul++;
+			}
+		}
+	}
+	write_body(s, p + start, n - start);
+}
+
 /* Reads a BDAT chunk. Returns true when the chunk is complete. */
 static bool read_chunk(struct smtp_session *s, struct evbuffer *in)
 {
@@ -722,7 +768,7 @@ static bool read_chunk(struct smtp_session *s, struct evbuffer *in)
 			break;
 		size_t n = v.iov_len < s->chunk_left ? v.iov_len : (size_t)s->chunk_left;
 		if (!s->chunk_discard)
-			write_body(s, v.iov_base, n);
+			write_chunk(s, v.iov_base, n);
 		evbuffer_drain(in, n);
 		s->chunk_left -= n;
 	}
@@ -740,7 +786,7 @@ static void chunk_done(struct smtp_session *s)
 		return;
 	}
 	if (s->chunk_last) {
-		finish_message(s, false);
+		finish_message(s);
 		return;
 	}
 	s->state = SMTP_BDAT;
@@ -780,6 +826,9 @@ static void cmd_bdat(struct smtp_session *s, char *arg)
 				 s->state == SMTP_MAIL ? "503 5.5.1 Error: need RCPT command" :
 				 "503 5.5.1 Error: need MAIL command";
 	} else if (s->state == SMTP_RCPT) {
+		smtp_data_init(&s->data, cfg->listeners[conn_listener_kind(s->conn)].bare_lf ==
+					 BARE_LF_NORMALIZE);
+		s->chunk_cr = false;
 		if (start_message(s) < 0) {
 			s->chunk_discard = true;
 			s->chunk_reply = "451 4.3.0 Error: local storage failure, try again later";
@@ -1112,7 +1161,7 @@ static void on_read(struct conn *c)
 		if (s->state == SMTP_DATA) {
 			if (!read_data(s, in))
 				return;
-			finish_message(s, true);
+			finish_message(s);
 			continue;
 		}
 		if (s->state == SMTP_CHUNK) {
