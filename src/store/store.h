@@ -209,11 +209,55 @@ struct store_msg {
 	char *body;		/* body file, relative to data_dir */
 	char *prefix;		/* per-recipient header lines served first */
 	size_t prefix_len;
+	char *keywords;		/* space-separated, or NULL */
 };
 /* Every message of the mailbox in UID order (a new array). Returns 0 or -1. */
 int store_mailbox_messages(struct store_reader *r, int64_t mailbox_id,
 			   struct store_msg **msgs_r, size_t *count_r);
 void store_msgs_free(struct store_msg **msgs, size_t count);
+/* What changed in a mailbox since a mod-sequence: messages added or whose
+ * flags changed (modseq > since), in UID order, and UIDs expunged since. */
+struct store_changes {
+	struct store_msg *msgs;
+	size_t msg_count;
+	uint32_t *expunged;
+	size_t expunged_count;
+	uint64_t highestmodseq;
+	uint32_t uidnext;
+};
+int store_mailbox_changes(struct store_reader *r, int64_t mailbox_id, uint64_t since,
+			  struct store_changes *changes_r);
+void store_changes_deinit(struct store_changes *c);
+
+/* The mailboxes of an account, in name order. */
+struct store_mailbox_entry {
+	int64_t id;
+	char *name;
+	char *special_use;	/* "\Sent"..., or NULL */
+	bool subscribed;
+};
+int store_mailbox_list(struct store_reader *r, int64_t account_id,
+		       struct store_mailbox_entry **list_r, size_t *count_r);
+void store_mailbox_list_free(struct store_mailbox_entry **list, size_t count);
+
+/* Counts for IMAP STATUS. */
+struct store_status {
+	uint32_t messages, unseen, deleted, uidnext, uidvalidity;
+	uint64_t size, highestmodseq;
+};
+int store_mailbox_status(struct store_reader *r, int64_t mailbox_id,
+			 struct store_status *status_r);
+
+/* Changes flags of messages (by UID): STORE_FLAGS_ADD, _REMOVE or _SET
+ * the system flags in flags and the keywords (space-separated names, may
+ * be NULL). Every message whose flags really change gets the mailbox's new
+ * mod-sequence (one per call). done is posted to loop. */
+enum store_flags_mode { STORE_FLAGS_ADD, STORE_FLAGS_REMOVE, STORE_FLAGS_SET };
+void store_flags_update(struct store *s, int64_t mailbox_id, const uint32_t *uids,
+			size_t count, enum store_flags_mode mode, uint32_t flags,
+			const char *keywords, struct loop *loop, store_done_fn *done,
+			void *arg);
+
 /* Opens a message's body file for reading. Returns an fd or -1 (errno). */
 int store_msg_open(struct store *s, const struct store_msg *m);
 

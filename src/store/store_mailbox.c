@@ -1,5 +1,6 @@
 /* Reading mailboxes and expunging messages, for POP3 and IMAP. */
 #include "store/store_private.h"
+#include "core/buf.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/util.h"
@@ -34,16 +35,26 @@ int store_mailbox_get(struct store_reader *r, int64_t account_id, const char *na
 	return res;
 }
 
+#define MSG_COLUMNS \
+	"SELECT l.uid, l.flags, l.modseq, l.internaldate, m.size, m.id, m.body," \
+	" l.prefix, l.keywords FROM mail l JOIN messages m ON m.id = l.message_id"
+
+static int read_msgs(sqlite3_stmt *st, struct store_msg **msgs_r, size_t *count_r);
+
 int store_mailbox_messages(struct store_reader *r, int64_t mailbox_id,
 			   struct store_msg **msgs_r, size_t *count_r)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(r->db,
-			"SELECT l.uid, l.flags, l.modseq, l.internaldate, m.size, m.id, m.body,"
-			" l.prefix FROM mail l JOIN messages m ON m.id = l.message_id"
-			" WHERE l.mailbox_id = ? ORDER BY l.uid", -1, &st, NULL) != SQLITE_OK)
+			MSG_COLUMNS " WHERE l.mailbox_id = ? ORDER BY l.uid", -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_int64(st, 1, mailbox_id);
+	return read_msgs(st, msgs_r, count_r);
+}
+
+/* Reads rows of MSG_COLUMNS; finalizes st. */
+static int read_msgs(sqlite3_stmt *st, struct store_msg **msgs_r, size_t *count_r)
+{
 	struct store_msg *v = NULL;
 	size_t n = 0, cap = 0;
 	int rc;
@@ -62,6 +73,8 @@ int store_mailbox_messages(struct store_reader *r, int64_t mailbox_id,
 		m->size = (uint64_t)sqlite3_column_int64(st, 4) + m->prefix_len;
 		m->message_id = sqlite3_column_int64(st, 5);
 		m->body = xstrdup((const char *)sqlite3_column_text(st, 6));
+		const char *kw = (const char *)sqlite3_column_text(st, 8);
+		m->keywords = kw && *kw ? xstrdup(kw) : NULL;
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -81,6 +94,7 @@ void store_msgs_free(struct store_msg **msgs, size_t count)
 	for (size_t i = 0; i < count; i++) {
 		free(v[i].body);
 		free(v[i].prefix);
+		free(v[i].keywords);
 	}
 	free(v);
 	*msgs = NULL;
@@ -234,4 +248,310 @@ void store_expunge(struct store *s, int64_t mailbox_id, const uint32_t *uids,
 	e->done = done;
 	e->arg = arg;
 	store_writer_submit(s, &e->job);
+}
+
+/* ---- changes, lists, status ---- */
+
+int store_mailbox_changes(struct store_reader *r, int64_t mailbox_id, uint64_t since,
+			  struct store_changes *c)
+{
+	memset(c, 0, sizeof(*c));
+	struct store_mailbox_info info;
+	sqlite3_stmt *st;
+	/* One read transaction: the three answers agree with each other. */
+	if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return -1;
+	int res = -1;
+	if (sqlite3_prepare_v2(r->db, "SELECT uidnext, highestmodseq FROM mailboxes WHERE id = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		goto out;
+	}
+	info.uidnext = (uint32_t)sqlite3_column_int64(st, 0);
+	info.highestmodseq = (uint64_t)sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	c->uidnext = info.uidnext;
+	c->highestmodseq = info.highestmodseq;
+	if (sqlite3_prepare_v2(r->db, MSG_COLUMNS " WHERE l.mailbox_id = ? AND l.modseq > ?"
+			       " ORDER BY l.uid", -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)since);
+	if (read_msgs(st, &c->msgs, &c->msg_count) < 0)
+		goto out;
+	if (sqlite3_prepare_v2(r->db, "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?"
+			       " ORDER BY uid", -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)since);
+	int rc;
+	size_t cap = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (c->expunged_count == cap) {
+			cap = cap ? cap * 2 : 16;
+			c->expunged = xrealloc(c->expunged, cap * sizeof(*c->expunged));
+		}
+		c->expunged[c->expunged_count++] = (uint32_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		res = 0;
+out:
+	sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+	if (res < 0)
+		store_changes_deinit(c);
+	return res;
+}
+
+void store_changes_deinit(struct store_changes *c)
+{
+	store_msgs_free(&c->msgs, c->msg_count);
+	free(c->expunged);
+	memset(c, 0, sizeof(*c));
+}
+
+int store_mailbox_list(struct store_reader *r, int64_t account_id,
+		       struct store_mailbox_entry **list_r, size_t *count_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(r->db, "SELECT id, name, special_use, subscribed FROM mailboxes"
+			       " WHERE account_id = ? ORDER BY name = 'INBOX' DESC, name",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, account_id);
+	struct store_mailbox_entry *v = NULL;
+	size_t n = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		v = xrealloc(v, (n + 1) * sizeof(*v));
+		v[n].id = sqlite3_column_int64(st, 0);
+		v[n].name = xstrdup((const char *)sqlite3_column_text(st, 1));
+		const char *su = (const char *)sqlite3_column_text(st, 2);
+		v[n].special_use = su ? xstrdup(su) : NULL;
+		v[n].subscribed = sqlite3_column_int(st, 3) != 0;
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		store_mailbox_list_free(&v, n);
+		return -1;
+	}
+	*list_r = v;
+	*count_r = n;
+	return 0;
+}
+
+void store_mailbox_list_free(struct store_mailbox_entry **list, size_t count)
+{
+	struct store_mailbox_entry *v = *list;
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		free(v[i].name);
+		free(v[i].special_use);
+	}
+	free(v);
+	*list = NULL;
+}
+
+int store_mailbox_status(struct store_reader *reader, int64_t mailbox_id,
+			 struct store_status *st_r)
+{
+	struct store_reader *rd = reader;
+	sqlite3_stmt *st;
+	memset(st_r, 0, sizeof(*st_r));
+	if (sqlite3_prepare_v2(rd->db,
+			"SELECT b.uidnext, b.uidvalidity, b.highestmodseq,"
+			" (SELECT count(*) FROM mail WHERE mailbox_id = b.id),"
+			" (SELECT count(*) FROM mail WHERE mailbox_id = b.id AND (flags & 1) = 0),"
+			" (SELECT count(*) FROM mail WHERE mailbox_id = b.id AND (flags & 8) != 0),"
+			" (SELECT coalesce(sum(m.size + length(l.prefix)), 0) FROM mail l"
+			"  JOIN messages m ON m.id = l.message_id WHERE l.mailbox_id = b.id)"
+			" FROM mailboxes b WHERE b.id = ?", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	int r = -1;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		st_r->uidnext = (uint32_t)sqlite3_column_int64(st, 0);
+		st_r->uidvalidity = (uint32_t)sqlite3_column_int64(st, 1);
+		st_r->highestmodseq = (uint64_t)sqlite3_column_int64(st, 2);
+		st_r->messages = (uint32_t)sqlite3_column_int64(st, 3);
+		st_r->unseen = (uint32_t)sqlite3_column_int64(st, 4);
+		st_r->deleted = (uint32_t)sqlite3_column_int64(st, 5);
+		st_r->size = (uint64_t)sqlite3_column_int64(st, 6);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* ---- flags ---- */
+
+struct flags_job {
+	struct store_job job;
+	int64_t mailbox_id;
+	uint32_t *uids;
+	size_t count;
+	enum store_flags_mode mode;
+	uint32_t flags;
+	char *keywords;
+	struct loop *loop;
+	store_done_fn *done;
+	void *arg;
+	int result;
+};
+
+/* Keyword sets as space-separated strings; comparisons ignore case
+ * (RFC 9051 2.3.2: flag names are case-insensitive). */
+static bool kw_has(const char *set, const char *kw, size_t len)
+{
+	for (const char *p = set; p && *p;) {
+		const char *e = strchr(p, ' ');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (n == len && str_nieq(p, kw, len))
+			return true;
+		p = e ? e + 1 : NULL;
+	}
+	return false;
+}
+
+static char *kw_apply(const char *old, const char *change, enum store_flags_mode mode)
+{
+	struct buf out;
+	buf_init(&out, 0);
+	if (mode != STORE_FLAGS_SET) {
+		for (const char *p = old; p && *p;) {
+			const char *e = strchr(p, ' ');
+			size_t n = e ? (size_t)(e - p) : strlen(p);
+			if (!(mode == STORE_FLAGS_REMOVE && kw_has(change, p, n))) {
+				if (out.len)
+					buf_append_c(&out, ' ');
+				buf_append(&out, p, n);
+			}
+			p = e ? e + 1 : NULL;
+		}
+	}
+	if (mode != STORE_FLAGS_REMOVE) {
+		for (const char *p = change; p && *p;) {
+			const char *e = strchr(p, ' ');
+			size_t n = e ? (size_t)(e - p) : strlen(p);
+			if (!kw_has(out.data, p, n)) {
+				if (out.len)
+					buf_append_c(&out, ' ');
+				buf_append(&out, p, n);
+			}
+			p = e ? e + 1 : NULL;
+		}
+	}
+	return buf_steal(&out, NULL);
+}
+
+static int flags_apply(struct store_job *job, sqlite3 *db)
+{
+	struct flags_job *f = (struct flags_job *)job;
+	sqlite3_stmt *sel = NULL, *upd = NULL, *bump = NULL;
+	int64_t modseq = -1;
+	int r = -1;
+	if (sqlite3_prepare_v2(db, "SELECT flags, keywords FROM mail WHERE mailbox_id = ? AND uid = ?",
+			       -1, &sel, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "UPDATE mail SET flags = ?, keywords = ?, modseq = ?"
+			       " WHERE mailbox_id = ? AND uid = ?", -1, &upd, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "UPDATE mailboxes SET highestmodseq = highestmodseq + 1"
+			       " WHERE id = ? RETURNING highestmodseq", -1, &bump, NULL) != SQLITE_OK)
+		goto out;
+	for (size_t i = 0; i < f->count; i++) {
+		sqlite3_reset(sel);
+		sqlite3_bind_int64(sel, 1, f->mailbox_id);
+		sqlite3_bind_int64(sel, 2, f->uids[i]);
+		int rc = sqlite3_step(sel);
+		if (rc == SQLITE_DONE)
+			continue;
+		if (rc != SQLITE_ROW)
+			goto out;
+		uint32_t old = (uint32_t)sqlite3_column_int64(sel, 0), nf;
+		const char *oldkw = (const char *)sqlite3_column_text(sel, 1);
+		switch (f->mode) {
+		case STORE_FLAGS_ADD: nf = old | f->flags; break;
+		case STORE_FLAGS_REMOVE: nf = old & ~f->flags; break;
+		default: nf = f->flags; break;
+		}
+		char *kw = kw_apply(oldkw, f->keywords, f->mode);
+		bool same = nf == old && strcmp(kw, oldkw ? oldkw : "") == 0;
+		if (same) {
+			free(kw);
+			continue;
+		}
+		if (modseq < 0) {
+			/* RFC 7162 3.2: one new mod-sequence for this STORE. */
+			sqlite3_bind_int64(bump, 1, f->mailbox_id);
+			if (sqlite3_step(bump) != SQLITE_ROW) {
+				free(kw);
+				goto out;
+			}
+			modseq = sqlite3_column_int64(bump, 0);
+			sqlite3_reset(bump);
+		}
+		sqlite3_reset(upd);
+		sqlite3_bind_int64(upd, 1, nf);
+		if (*kw)
+			sqlite3_bind_text(upd, 2, kw, -1, SQLITE_TRANSIENT);
+		else
+			sqlite3_bind_null(upd, 2);
+		sqlite3_bind_int64(upd, 3, modseq);
+		sqlite3_bind_int64(upd, 4, f->mailbox_id);
+		sqlite3_bind_int64(upd, 5, f->uids[i]);
+		free(kw);
+		if (sqlite3_step(upd) != SQLITE_DONE)
+			goto out;
+	}
+	r = 0;
+out:
+	if (r < 0)
+		log_error("event=flags_failed mailbox_id=%lld error=\"%s\"",
+			  (long long)f->mailbox_id, sqlite3_errmsg(db));
+	sqlite3_finalize(sel);
+	sqlite3_finalize(upd);
+	sqlite3_finalize(bump);
+	return r;
+}
+
+static void flags_done(void *arg)
+{
+	struct flags_job *f = arg;
+	if (f->done)
+		f->done(f->arg, f->result);
+	free(f->uids);
+	free(f->keywords);
+	free(f);
+}
+
+static void flags_finish(struct store_job *job, int result)
+{
+	struct flags_job *f = (struct flags_job *)job;
+	f->result = result;
+	loop_post(f->loop, flags_done, f);
+}
+
+void store_flags_update(struct store *s, int64_t mailbox_id, const uint32_t *uids,
+			size_t count, enum store_flags_mode mode, uint32_t flags,
+			const char *keywords, struct loop *loop, store_done_fn *done,
+			void *arg)
+{
+	struct flags_job *f = xcalloc(1, sizeof(*f));
+	f->job.apply = flags_apply;
+	f->job.finish = flags_finish;
+	f->mailbox_id = mailbox_id;
+	f->uids = xmalloc((count ? count : 1) * sizeof(*uids));
+	memcpy(f->uids, uids, count * sizeof(*uids));
+	f->count = count;
+	f->mode = mode;
+	f->flags = flags;
+	f->keywords = keywords ? xstrdup(keywords) : NULL;
+	f->loop = loop;
+	f->done = done;
+	f->arg = arg;
+	store_writer_submit(s, &f->job);
 }

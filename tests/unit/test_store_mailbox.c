@@ -1,0 +1,182 @@
+/* Mailbox reads and writes against real SQLite in a temp folder: delivery,
+ * listing, flag changes with mod-sequences, expunge with tombstones and
+ * removal of unreferenced bodies. */
+#include "test.h"
+#include "core/loop.h"
+#include "core/util.h"
+#include "store/store.h"
+
+#include <event2/event.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static struct loop *loop;
+static int last_result;
+
+static void done(void *arg, int result)
+{
+	last_result = result;
+	loop_stop(loop);
+}
+
+static void wait_done(void)
+{
+	last_result = 99;
+	loop_run(loop);
+}
+
+static void deliver(struct store *s, int64_t account, const char *subject)
+{
+	char *error = NULL;
+	struct store_delivery *d = store_delivery_new(s, &error);
+	CHECK(d != NULL);
+	char *msg = xasprintf("Subject: %s\r\nFrom: a@b.example\r\n\r\nbody\r\n", subject);
+	CHECK_INT(store_delivery_write(d, msg, strlen(msg)), 0);
+	free(msg);
+	store_delivery_set_sender(d, "a@b.example");
+	store_delivery_add_local(d, account, "u@example.com");
+	store_delivery_commit(d, loop, done, NULL);
+	wait_done();
+	CHECK_INT(last_result, 0);
+}
+
+static bool file_exists(const char *dir, const char *rel)
+{
+	char *p = xasprintf("%s/%s", dir, rel);
+	bool r = access(p, F_OK) == 0;
+	free(p);
+	return r;
+}
+
+static void test_mailbox_flow(void)
+{
+	char dir[] = "/tmp/yubin-test-store-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char *data = xasprintf("%s/data", dir), *error = NULL;
+	struct store *s = NULL;
+	CHECK_INT(store_open(data, &s, &error), 0);
+	CHECK_INT(store_writer_start(s, &error), 0);
+	CHECK_INT(store_domain_add(s, "example.com", &error), 0);
+	CHECK_INT(store_user_add(s, "u@example.com", "$argon2id$x", NULL, &error), 0);
+
+	struct store_reader *r = store_reader_new(s);
+	struct store_account acc;
+	CHECK_INT(store_account_lookup(r, "U@Example.com", &acc), 1);
+	int64_t account = acc.id;
+	store_account_deinit(&acc);
+
+	struct store_mailbox_entry *list = NULL;
+	size_t nlist = 0;
+	CHECK_INT(store_mailbox_list(r, account, &list, &nlist), 0);
+	CHECK_INT(nlist, 5);
+	CHECK_STR(list[0].name, "INBOX");
+	CHECK(list[0].special_use == NULL);
+	store_mailbox_list_free(&list, nlist);
+
+	struct store_mailbox_info info;
+	CHECK_INT(store_mailbox_get(r, account, "INBOX", &info), 1);
+	CHECK_INT(store_mailbox_get(r, account, "Nope", &info), 0);
+	uint64_t modseq0 = info.highestmodseq;
+
+	deliver(s, account, "one");
+	deliver(s, account, "two");
+	deliver(s, account, "three");
+
+	struct store_msg *msgs = NULL;
+	size_t n = 0;
+	CHECK_INT(store_mailbox_messages(r, info.id, &msgs, &n), 0);
+	CHECK_INT(n, 3);
+	CHECK_INT(msgs[0].uid, 1);
+	CHECK_INT(msgs[2].uid, 3);
+	CHECK(msgs[0].modseq > modseq0);
+	/* what a reader gets: the per-recipient prefix, then the body file */
+	CHECK_INT(msgs[0].size, msgs[0].prefix_len +
+		  strlen("Subject: one\r\nFrom: a@b.example\r\n\r\nbody\r\n"));
+	CHECK(strncmp(msgs[0].prefix, "Return-Path: <a@b.example>\r\n", 29) == 0);
+	char *body2 = xstrdup(msgs[1].body);
+	uint64_t after_delivery = msgs[2].modseq;
+	store_msgs_free(&msgs, n);
+
+	/* flags: one new modseq for the whole STORE */
+	uint32_t uids13[] = { 1, 3, 42 };
+	store_flags_update(s, info.id, uids13, 3, STORE_FLAGS_ADD, STORE_FLAG_SEEN,
+			   "$Label1 $label2", loop, done, NULL);
+	wait_done();
+	CHECK_INT(last_result, 0);
+	struct store_changes ch;
+	CHECK_INT(store_mailbox_changes(r, info.id, after_delivery, &ch), 0);
+	CHECK_INT(ch.msg_count, 2);
+	if (ch.msg_count == 2) {
+		CHECK_INT(ch.msgs[0].uid, 1);
+		CHECK_INT(ch.msgs[1].uid, 3);
+		CHECK_INT(ch.msgs[0].flags, STORE_FLAG_SEEN);
+		CHECK_STR(ch.msgs[0].keywords, "$Label1 $label2");
+		CHECK(ch.msgs[0].modseq == ch.msgs[1].modseq);
+		CHECK(ch.msgs[0].modseq == ch.highestmodseq);
+	}
+	uint64_t after_flags = ch.highestmodseq;
+	store_changes_deinit(&ch);
+
+	/* a STORE that changes nothing does not move the modseq */
+	store_flags_update(s, info.id, uids13, 2, STORE_FLAGS_ADD, STORE_FLAG_SEEN,
+			   "$LABEL1", loop, done, NULL);
+	wait_done();
+	CHECK_INT(store_mailbox_changes(r, info.id, after_flags, &ch), 0);
+	CHECK_INT(ch.msg_count, 0);
+	CHECK(ch.highestmodseq == after_flags);
+	store_changes_deinit(&ch);
+
+	/* remove one keyword, case-insensitively; set replaces */
+	store_flags_update(s, info.id, uids13, 1, STORE_FLAGS_REMOVE, 0, "$LABEL2", loop, done, NULL);
+	wait_done();
+	uint32_t uid3[] = { 3 };
+	store_flags_update(s, info.id, uid3, 1, STORE_FLAGS_SET, STORE_FLAG_FLAGGED, NULL,
+			   loop, done, NULL);
+	wait_done();
+	CHECK_INT(store_mailbox_messages(r, info.id, &msgs, &n), 0);
+	CHECK_STR(msgs[0].keywords, "$Label1");
+	CHECK_INT(msgs[2].flags, STORE_FLAG_FLAGGED);
+	CHECK(msgs[2].keywords == NULL);
+	store_msgs_free(&msgs, n);
+
+	struct store_status st;
+	CHECK_INT(store_mailbox_status(r, info.id, &st), 0);
+	CHECK_INT(st.messages, 3);
+	CHECK_INT(st.unseen, 2);
+	CHECK_INT(st.uidnext, 4);
+
+	/* expunge: tombstone, body file gone */
+	CHECK(file_exists(data, body2));
+	uint64_t before_expunge = st.highestmodseq;
+	uint32_t uid2[] = { 2 };
+	store_expunge(s, info.id, uid2, 1, loop, done, NULL);
+	wait_done();
+	CHECK_INT(last_result, 0);
+	CHECK(!file_exists(data, body2));
+	CHECK_INT(store_mailbox_changes(r, info.id, before_expunge, &ch), 0);
+	CHECK_INT(ch.expunged_count, 1);
+	if (ch.expunged_count)
+		CHECK_INT(ch.expunged[0], 2);
+	CHECK_INT(ch.msg_count, 0);
+	store_changes_deinit(&ch);
+	CHECK_INT(store_mailbox_status(r, info.id, &st), 0);
+	CHECK_INT(st.messages, 2);
+
+	free(body2);
+	store_reader_free(&r);
+	store_close(&s);
+	char *cmd = xasprintf("rm -rf %s", dir);
+	CHECK_INT(system(cmd), 0);
+	free(cmd);
+	free(data);
+}
+
+int main(void)
+{
+	loop_global_init();
+	loop = loop_new();
+	RUN(test_mailbox_flow);
+	loop_free(&loop);
+	return test_done();
+}
