@@ -93,7 +93,7 @@ static void test_mailbox_flow(void)
 	/* what a reader gets: the per-recipient prefix, then the body file */
 	CHECK_INT(msgs[0].size, msgs[0].prefix_len +
 		  strlen("Subject: one\r\nFrom: a@b.example\r\n\r\nbody\r\n"));
-	CHECK(strncmp(msgs[0].prefix, "Return-Path: <a@b.example>\r\n", 29) == 0);
+	CHECK(strncmp(msgs[0].prefix, "Return-Path: <a@b.example>\r\n", 28) == 0);
 	char *body2 = xstrdup(msgs[1].body);
 	uint64_t after_delivery = msgs[2].modseq;
 	store_msgs_free(&msgs, n);
