@@ -258,6 +258,12 @@ void store_flags_update(struct store *s, int64_t mailbox_id, const uint32_t *uid
 			const char *keywords, struct loop *loop, store_done_fn *done,
 			void *arg);
 
+/* A number that changes after every committed write to the mailbox
+ * (delivery, flags, expunge) by this process: sessions that wait (IDLE)
+ * look at it each second and query the database only when it moved. Two
+ * mailboxes may share a number (then one wakes for nothing). */
+uint64_t store_mailbox_version(int64_t mailbox_id);
+
 /* Opens a message's body file for reading. Returns an fd or -1 (errno). */
 int store_msg_open(struct store *s, const struct store_msg *m);
 

@@ -45,6 +45,8 @@ struct store_delivery {
 	char **remotes;
 	size_t remote_count;
 	char *hdr_from, *hdr_subject, *hdr_date, *hdr_message_id;
+	int64_t *touched;	/* mailboxes written, to wake their readers */
+	size_t touched_count;
 
 	struct loop *loop;
 	store_done_fn *done;
@@ -177,6 +179,7 @@ static void delivery_free(struct store_delivery *d)
 	free(d->hdr_subject);
 	free(d->hdr_date);
 	free(d->hdr_message_id);
+	free(d->touched);
 	free(d);
 }
 
@@ -275,6 +278,8 @@ static int delivery_apply(struct store_job *job, sqlite3 *db)
 		if (rc != SQLITE_ROW)
 			goto out;
 		int64_t mailbox_id = sqlite3_column_int64(mbox, 0);
+		d->touched = xrealloc(d->touched, (d->touched_count + 1) * sizeof(*d->touched));
+		d->touched[d->touched_count++] = mailbox_id;
 		int64_t uid = sqlite3_column_int64(mbox, 1);
 		int64_t modseq = sqlite3_column_int64(mbox, 2);
 		while ((rc = sqlite3_step(mbox)) == SQLITE_ROW)
@@ -334,6 +339,8 @@ static void delivery_done(void *arg)
 static void delivery_finish(struct store_job *job, int result)
 {
 	struct store_delivery *d = (struct store_delivery *)job;
+	for (size_t i = 0; result == 0 && i < d->touched_count; i++)
+		store_mailbox_touch(d->touched[i]);
 	if (result < 0) {
 		/* Nothing points at the file: remove it wherever it is. */
 		unlinkat(d->store->data_dir_fd, d->body_path ? d->body_path : d->tmp_path, 0);

@@ -6,6 +6,7 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,19 @@ void store_msgs_free(struct store_msg **msgs, size_t count)
 	}
 	free(v);
 	*msgs = NULL;
+}
+
+#define VERSION_SLOTS 4096
+static _Atomic uint64_t versions[VERSION_SLOTS];
+
+void store_mailbox_touch(int64_t mailbox_id)
+{
+	versions[(uint64_t)mailbox_id % VERSION_SLOTS]++;
+}
+
+uint64_t store_mailbox_version(int64_t mailbox_id)
+{
+	return versions[(uint64_t)mailbox_id % VERSION_SLOTS];
 }
 
 int store_msg_open(struct store *s, const struct store_msg *m)
@@ -225,6 +239,7 @@ static void expunge_finish(struct store_job *job, int result)
 {
 	struct expunge_job *e = (struct expunge_job *)job;
 	e->result = result;
+	store_mailbox_touch(e->mailbox_id);
 	for (size_t i = 0; result == 0 && i < e->unlink_count; i++) {
 		if (unlinkat(e->store->data_dir_fd, e->unlink[i], 0) < 0 && errno != ENOENT)
 			log_warn("event=body_unlink_failed file=%s error=\"%s\"", e->unlink[i],
@@ -532,6 +547,7 @@ static void flags_finish(struct store_job *job, int result)
 {
 	struct flags_job *f = (struct flags_job *)job;
 	f->result = result;
+	store_mailbox_touch(f->mailbox_id);
 	loop_post(f->loop, flags_done, f);
 }
 

@@ -74,6 +74,9 @@ int store_gc_bodies(struct store *s, sqlite3 *db, char **error_r);
  * when no other process writes to the store (server start-up). */
 void store_clean_tmp(struct store *s);
 
+/* Marks a mailbox changed (after a commit); see store_mailbox_version(). */
+void store_mailbox_touch(int64_t mailbox_id);
+
 /* store_writer.c */
 void store_writer_submit(struct store *s, struct store_job *job);
 

@@ -1,0 +1,85 @@
+/* Internals shared by the IMAP server's files. */
+#ifndef YUBIN_IMAP_PRIVATE_H
+#define YUBIN_IMAP_PRIVATE_H
+
+#include "imap/imap.h"
+#include "imap/imap_parser.h"
+#include "imap/imap_seqset.h"
+#include "auth/sasl.h"
+#include "config/config.h"
+#include "core/buf.h"
+#include "store/store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct conn;
+struct event;
+
+enum imap_state {
+	IMAP_NOT_AUTH = 1 << 0,
+	IMAP_AUTH = 1 << 1,
+	IMAP_SELECTED = 1 << 2,
+	IMAP_LOGOUT = 1 << 3,
+};
+
+/* The selected mailbox as this session sees it: sequence numbers are
+ * positions in msgs, and change only when the session is told (RFC 9051
+ * 7.5.1). */
+struct imap_view {
+	struct store_mailbox_info info;
+	char *name;
+	bool readonly;
+	struct store_msg *msgs;
+	size_t count;
+	uint64_t modseq;	/* everything up to here has been reported */
+	uint64_t version;	/* store_mailbox_version() last seen */
+};
+
+struct imap_fetch;
+
+struct imap_session {
+	struct conn *conn;	/* NULL once the connection is gone */
+	struct imap_parser *parser;
+	enum imap_state state;
+	unsigned errors;
+	bool busy;		/* waiting for the store, a password, or output room */
+	char *tag;		/* of the command waiting */
+
+	int64_t account_id;
+	char *account;
+	struct sasl *sasl;	/* AUTHENTICATE in progress */
+	char *sasl_final;	/* SCRAM server-final sent, waiting for "" */
+
+	struct imap_view view;
+	bool idling;
+	struct event *idle_timer;
+	struct imap_fetch *fetch;	/* a FETCH being written */
+	struct seqset silent;	/* STORE .SILENT: UIDs not to echo */
+};
+
+extern const struct config *imap_cfg;
+extern struct store *imap_store;
+struct store_reader *imap_reader(void);
+
+/* imap_session.c */
+void imap_reply(struct imap_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void imap_tagged(struct imap_session *s, const char *status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Reports changes to the selected mailbox; expunges only when allowed. */
+void imap_sync(struct imap_session *s, bool expunges);
+void imap_command_done(struct imap_session *s);
+/* Appends a string as an IMAP quoted string or literal. */
+void imap_append_astring(struct buf *b, const char *s, size_t len);
+void imap_append_flags(struct buf *b, const struct store_msg *m);
+/* A sequence set argument against the view (uid: UIDs). */
+int imap_seqset(struct imap_session *s, const char *arg, bool uid, struct seqset *set_r);
+
+/* imap_fetch.c */
+void imap_cmd_fetch(struct imap_session *s, const struct imap_command *c,
+		    const struct imap_arg *args, size_t argc, bool uid);
+void imap_fetch_continue(struct imap_session *s);
+void imap_fetch_free(struct imap_fetch **f);
+
+#endif

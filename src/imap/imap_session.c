@@ -1,0 +1,1172 @@
+/* An IMAP session: the command loop, authentication, mailbox selection,
+ * flags and the reporting of changes made by others.
+ *
+ * Commands come from the incremental parser (imap_parser.c) and run one at
+ * a time: a command waiting for the store or for output room sets busy and
+ * pauses input, and finishes with imap_command_done(). Changes to the
+ * selected mailbox (new mail, flags and expunges by other sessions, POP3 or
+ * the store) are found by asking the store what changed since the last
+ * mod-sequence this session reported (imap_sync), after commands and, while
+ * IDLE, whenever the mailbox's in-memory version moves. */
+#include "imap/imap_private.h"
+#include "auth/auth.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/util.h"
+#include "net/net.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+/* RFC 9051 and common practice: a literal larger than this is refused
+ * (APPEND takes max_message_size); command lines are long for UID sets. */
+#define IMAP_LINE_MAX (64 * 1024)
+#define IMAP_LITERAL_MAX (64 * 1024)
+#define IMAP_ARGS_MAX 4096
+#define IMAP_DEPTH_MAX 16
+/* RFC 9051 5.4: at least 30 minutes of inactivity before autologout. */
+#define IMAP_IDLE_TIMEOUT_S (30 * 60)
+#define IMAP_LOGIN_TIMEOUT_S 60
+
+const struct config *imap_cfg;
+struct store *imap_store;
+static _Thread_local struct store_reader *tl_reader;
+
+void imap_init(const struct config *config, struct store *store)
+{
+	imap_cfg = config;
+	imap_store = store;
+}
+
+void imap_thread_deinit(void)
+{
+	store_reader_free(&tl_reader);
+}
+
+struct store_reader *imap_reader(void)
+{
+	if (tl_reader == NULL)
+		tl_reader = store_reader_new(imap_store);
+	return tl_reader;
+}
+
+/* ---- output ---- */
+
+void imap_reply(struct imap_session *s, const char *fmt, ...)
+{
+	if (s->conn == NULL)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	struct buf b;
+	buf_init(&b, 0);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	buf_append(&b, "\r\n", 2);
+	conn_write(s->conn, b.data, b.len);
+	buf_deinit(&b);
+}
+
+void imap_tagged(struct imap_session *s, const char *status, const char *fmt, ...)
+{
+	if (s->conn == NULL)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	struct buf b;
+	buf_init(&b, 0);
+	buf_printf(&b, "%s %s ", s->tag ? s->tag : "*", status);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	log_debug("event=imap_reply session=%s text=\"%.200s\"", conn_id(s->conn), b.data);
+	buf_append(&b, "\r\n", 2);
+	conn_write(s->conn, b.data, b.len);
+	buf_deinit(&b);
+	if (strcmp(status, "BAD") == 0 && ++s->errors >= imap_cfg->max_errors) {
+		conn_printf(s->conn, "* BYE Too many invalid commands\r\n");
+		conn_close(s->conn);
+	}
+}
+
+void imap_append_astring(struct buf *b, const char *str, size_t len)
+{
+	bool quotable = len < 1024;
+	for (size_t i = 0; i < len && quotable; i++) {
+		unsigned char c = (unsigned char)str[i];
+		if (c == '\0' || c == '\r' || c == '\n' || c >= 0x80)
+			quotable = false;
+	}
+	if (!quotable) {
+		buf_printf(b, "{%zu}\r\n", len);
+		buf_append(b, str, len);
+		return;
+	}
+	buf_append_c(b, '"');
+	for (size_t i = 0; i < len; i++) {
+		if (str[i] == '"' || str[i] == '\\')
+			buf_append_c(b, '\\');
+		buf_append_c(b, str[i]);
+	}
+	buf_append_c(b, '"');
+}
+
+static const struct {
+	uint32_t bit;
+	const char *name;
+} system_flags[] = {
+	{ STORE_FLAG_ANSWERED, "\\Answered" },
+	{ STORE_FLAG_FLAGGED, "\\Flagged" },
+	{ STORE_FLAG_DELETED, "\\Deleted" },
+	{ STORE_FLAG_SEEN, "\\Seen" },
+	{ STORE_FLAG_DRAFT, "\\Draft" },
+};
+
+void imap_append_flags(struct buf *b, const struct store_msg *m)
+{
+	bool first = true;
+	buf_append_c(b, '(');
+	for (size_t i = 0; i < ARRAY_SIZE(system_flags); i++) {
+		if (m->flags & system_flags[i].bit) {
+			buf_printf(b, "%s%s", first ? "" : " ", system_flags[i].name);
+			first = false;
+		}
+	}
+	if (m->keywords && *m->keywords)
+		buf_printf(b, "%s%s", first ? "" : " ", m->keywords);
+	buf_append_c(b, ')');
+}
+
+static void capabilities(struct imap_session *s, struct buf *b);
+
+/* ---- the view of the selected mailbox ---- */
+
+static void view_clear(struct imap_view *v)
+{
+	store_msgs_free(&v->msgs, v->count);
+	free(v->name);
+	memset(v, 0, sizeof(*v));
+}
+
+static size_t view_find(const struct imap_view *v, uint32_t uid)
+{
+	size_t lo = 0, hi = v->count;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (v->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->count && v->msgs[lo].uid == uid ? lo : (size_t)-1;
+}
+
+static void msg_move(struct store_msg *dst, struct store_msg *src)
+{
+	free(dst->body);
+	free(dst->prefix);
+	free(dst->keywords);
+	*dst = *src;
+	memset(src, 0, sizeof(*src));
+}
+
+void imap_sync(struct imap_session *s, bool expunges)
+{
+	struct imap_view *v = &s->view;
+	if (s->state != IMAP_SELECTED || s->conn == NULL)
+		return;
+	struct store_changes ch;
+	if (store_mailbox_changes(imap_reader(), v->info.id, v->modseq, &ch) < 0) {
+		log_error("event=imap_sync_failed session=%s", conn_id(s->conn));
+		return;
+	}
+	bool complete = true;
+	if (expunges) {
+		for (size_t i = 0; i < ch.expunged_count; i++) {
+			size_t pos = view_find(v, ch.expunged[i]);
+			if (pos == (size_t)-1)
+				continue;
+			imap_reply(s, "* %zu EXPUNGE", pos + 1);
+			struct store_msg gone = v->msgs[pos];
+			free(gone.body);
+			free(gone.prefix);
+			free(gone.keywords);
+			memmove(&v->msgs[pos], &v->msgs[pos + 1],
+				(v->count - pos - 1) * sizeof(*v->msgs));
+			v->count--;
+		}
+	} else {
+		for (size_t i = 0; i < ch.expunged_count && complete; i++)
+			complete = view_find(v, ch.expunged[i]) == (size_t)-1;
+	}
+	size_t added = 0;
+	for (size_t i = 0; i < ch.msg_count; i++) {
+		struct store_msg *m = &ch.msgs[i];
+		size_t pos = view_find(v, m->uid);
+		if (pos != (size_t)-1) {
+			bool echo = !seqset_has(&s->silent, m->uid);
+			msg_move(&v->msgs[pos], m);
+			if (echo) {
+				struct buf b;
+				buf_init(&b, 0);
+				buf_printf(&b, "* %zu FETCH (UID %u FLAGS ", pos + 1, v->msgs[pos].uid);
+				imap_append_flags(&b, &v->msgs[pos]);
+				buf_append_c(&b, ')');
+				imap_reply(s, "%s", b.data);
+				buf_deinit(&b);
+			}
+		} else if (v->count == 0 || m->uid > v->msgs[v->count - 1].uid) {
+			v->msgs = xrealloc(v->msgs, (v->count + 1) * sizeof(*v->msgs));
+			memset(&v->msgs[v->count], 0, sizeof(*v->msgs));
+			msg_move(&v->msgs[v->count], m);
+			v->count++;
+			added++;
+		}
+	}
+	if (added)
+		imap_reply(s, "* %zu EXISTS", v->count);
+	/* Expunges held back: come back for them later from the same point. */
+	if (complete) {
+		v->modseq = ch.highestmodseq;
+		v->info.uidnext = ch.uidnext;
+	}
+	store_changes_deinit(&ch);
+	seqset_deinit(&s->silent);
+}
+
+int imap_seqset(struct imap_session *s, const char *arg, bool uid, struct seqset *set_r)
+{
+	struct imap_view *v = &s->view;
+	uint32_t star = uid ? (v->count ? v->msgs[v->count - 1].uid : 0) : (uint32_t)v->count;
+	/* RFC 9051 6.4.9: "$" (SEARCHRES) is not offered yet. */
+	return seqset_parse(arg, star, set_r);
+}
+
+/* ---- command plumbing ---- */
+
+static void session_free(struct imap_session *s)
+{
+	imap_fetch_free(&s->fetch);
+	imap_parser_free(&s->parser);
+	sasl_free(&s->sasl);
+	free(s->sasl_final);
+	free(s->account);
+	free(s->tag);
+	view_clear(&s->view);
+	seqset_deinit(&s->silent);
+	if (s->idle_timer)
+		event_free(s->idle_timer);
+	free(s);
+}
+
+static void on_read(struct conn *c);
+
+void imap_command_done(struct imap_session *s)
+{
+	xfree(&s->tag);
+	if (s->busy) {
+		s->busy = false;
+		if (s->conn == NULL) {
+			session_free(s);
+			return;
+		}
+		conn_resume_read(s->conn);
+	}
+}
+
+static void wait_for(struct imap_session *s)
+{
+	s->busy = true;
+	conn_pause_read(s->conn);
+}
+
+static const char *arg_str(const struct imap_arg *args, size_t argc, size_t i)
+{
+	return i < argc && imap_arg_is_string(&args[i]) ? args[i].str : NULL;
+}
+
+/* ---- any state ---- */
+
+static void capabilities(struct imap_session *s, struct buf *b)
+{
+	buf_append_str(b, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE UNSELECT UIDPLUS"
+		       " NAMESPACE SPECIAL-USE");
+	bool plain_ok = conn_is_tls(s->conn) ||
+		imap_cfg->plaintext_auth == PLAINTEXT_AUTH_ALWAYS ||
+		(imap_cfg->plaintext_auth == PLAINTEXT_AUTH_LOOPBACK &&
+		 conn_peer_is_loopback(s->conn));
+	if (s->state == IMAP_NOT_AUTH) {
+		if (!conn_is_tls(s->conn) && conn_tls_available())
+			buf_append_str(b, " STARTTLS");
+		if (plain_ok)
+			buf_append_str(b, " AUTH=PLAIN AUTH=LOGIN AUTH=SCRAM-SHA-256");
+		else
+			buf_append_str(b, " LOGINDISABLED");
+	}
+}
+
+static bool auth_allowed(struct imap_session *s)
+{
+	return conn_is_tls(s->conn) || imap_cfg->plaintext_auth == PLAINTEXT_AUTH_ALWAYS ||
+	       (imap_cfg->plaintext_auth == PLAINTEXT_AUTH_LOOPBACK &&
+		conn_peer_is_loopback(s->conn));
+}
+
+static void cmd_capability(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	capabilities(s, &b);
+	imap_reply(s, "* CAPABILITY %s", b.data);
+	buf_deinit(&b);
+	imap_tagged(s, "OK", "Capability completed");
+}
+
+static void cmd_noop(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	imap_sync(s, true);
+	imap_tagged(s, "OK", "NOOP completed");
+}
+
+static void cmd_logout(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	imap_reply(s, "* BYE Logging out");
+	imap_tagged(s, "OK", "Logout completed");
+	s->state = IMAP_LOGOUT;
+	conn_close(s->conn);
+}
+
+static void cmd_id(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	/* RFC 2971: the client's list is only logged. */
+	imap_reply(s, "* ID (\"name\" \"yubin\")");
+	imap_tagged(s, "OK", "ID completed");
+}
+
+/* ---- not authenticated ---- */
+
+static void cmd_starttls(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	if (conn_is_tls(s->conn) || !conn_tls_available()) {
+		imap_tagged(s, "BAD", "TLS not available or already active");
+		return;
+	}
+	imap_tagged(s, "OK", "Begin TLS negotiation now");
+	if (conn_starttls(s->conn) < 0) {
+		conn_close(s->conn);
+		return;
+	}
+	/* RFC 9051 6.2.1: nothing read before the handshake counts. */
+	imap_parser_reset(s->parser);
+}
+
+static void login_done(void *arg, enum auth_result result, int64_t account_id,
+		       const char *address)
+{
+	struct imap_session *s = arg;
+	sasl_free(&s->sasl);
+	xfree(&s->sasl_final);
+	if (s->conn != NULL) {
+		if (result == AUTH_OK) {
+			s->account_id = account_id;
+			s->account = xstrdup(address);
+			s->state = IMAP_AUTH;
+			conn_set_timeout(s->conn, IMAP_IDLE_TIMEOUT_S);
+			struct buf b;
+			buf_init(&b, 0);
+			capabilities(s, &b);
+			imap_tagged(s, "OK", "[CAPABILITY %s] Logged in", b.data);
+			buf_deinit(&b);
+		} else if (result == AUTH_TEMPFAIL) {
+			imap_tagged(s, "NO", "[UNAVAILABLE] Temporary failure, try again later");
+		} else {
+			imap_tagged(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
+		}
+	}
+	imap_command_done(s);
+}
+
+static void cmd_login(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	const char *user = arg_str(a, n, 0), *pass = arg_str(a, n, 1);
+	if (user == NULL || pass == NULL || n != 2) {
+		imap_tagged(s, "BAD", "Syntax: LOGIN user password");
+		return;
+	}
+	if (!auth_allowed(s)) {
+		imap_tagged(s, "NO", "[PRIVACYREQUIRED] Use STARTTLS first");
+		return;
+	}
+	wait_for(s);
+	auth_check_password(conn_loop(s->conn), "imap", conn_peer_ip(s->conn), user, pass,
+			    login_done, s);
+}
+
+static void sasl_next(struct imap_session *s, const unsigned char *in, size_t len)
+{
+	struct buf ch, enc;
+	const char *error = NULL;
+	buf_init(&ch, 0);
+	buf_init(&enc, 0);
+	enum sasl_status st = sasl_step(s->sasl, in, len, &ch, &error);
+	switch (st) {
+	case SASL_CONTINUE:
+		base64_encode(ch.data ? ch.data : "", ch.len, &enc);
+		imap_reply(s, "+ %s", enc.data ? enc.data : "");
+		break;
+	case SASL_CHECK_PASSWORD:
+		wait_for(s);
+		auth_check_password(conn_loop(s->conn), "imap", conn_peer_ip(s->conn),
+				    sasl_authcid(s->sasl), sasl_password(s->sasl), login_done, s);
+		break;
+	case SASL_OK:
+		base64_encode(ch.data ? ch.data : "", ch.len, &enc);
+		s->sasl_final = buf_steal(&enc, NULL);
+		imap_reply(s, "+ %s", s->sasl_final);
+		break;
+	case SASL_FAIL:
+		log_info("event=sasl_failed session=%s reason=\"%s\"", conn_id(s->conn), error);
+		wait_for(s);
+		auth_finish_external(conn_loop(s->conn), "imap", conn_peer_ip(s->conn),
+				     sasl_authcid(s->sasl) ? sasl_authcid(s->sasl) : "", false,
+				     login_done, s);
+		break;
+	}
+	buf_deinit(&enc);
+	buf_deinit(&ch);
+}
+
+/* A line answering a "+" during AUTHENTICATE. */
+static void sasl_line(struct imap_session *s, const char *line, size_t len)
+{
+	if (len == 1 && line[0] == '*') {
+		sasl_free(&s->sasl);
+		xfree(&s->sasl_final);
+		imap_tagged(s, "BAD", "Authentication cancelled");
+		imap_command_done(s);
+		return;
+	}
+	if (s->sasl_final) {
+		bool ok = len == 0;
+		wait_for(s);
+		auth_finish_external(conn_loop(s->conn), "imap", conn_peer_ip(s->conn),
+				     sasl_authcid(s->sasl), ok, login_done, s);
+		return;
+	}
+	struct buf dec;
+	buf_init(&dec, SASL_RESPONSE_MAX);
+	if (base64_decode(line, len, &dec) < 0) {
+		sasl_free(&s->sasl);
+		imap_tagged(s, "BAD", "Cannot decode the response");
+		imap_command_done(s);
+	} else {
+		sasl_next(s, (const unsigned char *)(dec.data ? dec.data : ""), dec.len);
+	}
+	mem_wipe(dec.data ? dec.data : (char *)"", dec.data ? dec.len : 0);
+	buf_deinit(&dec);
+}
+
+static void cmd_authenticate(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	const char *mech = arg_str(a, n, 0);
+	if (mech == NULL || n > 2) {
+		imap_tagged(s, "BAD", "Syntax: AUTHENTICATE mechanism [initial-response]");
+		return;
+	}
+	if (!auth_allowed(s)) {
+		imap_tagged(s, "NO", "[PRIVACYREQUIRED] Use STARTTLS first");
+		return;
+	}
+	static const struct sasl_lookup lookup = { auth_scram_record, NULL };
+	s->sasl = sasl_new(mech, &lookup);
+	if (s->sasl == NULL) {
+		imap_tagged(s, "NO", "Unsupported authentication mechanism");
+		return;
+	}
+	/* The tag stays until the exchange ends. */
+	if (n == 2) {
+		/* RFC 4959 SASL-IR: "=" is an empty initial response. */
+		const char *ir = a[1].str;
+		if (strcmp(ir, "=") == 0)
+			sasl_next(s, (const unsigned char *)"", 0);
+		else
+			sasl_line(s, ir, a[1].len);
+	} else {
+		sasl_next(s, NULL, 0);
+	}
+}
+
+/* ---- authenticated ---- */
+
+static void cmd_enable(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	/* RFC 5161: nothing we know is enabled yet; the list may be empty. */
+	imap_reply(s, "* ENABLED");
+	imap_tagged(s, "OK", "Enabled");
+}
+
+static void cmd_namespace(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	imap_reply(s, "* NAMESPACE ((\"\" \"/\")) NIL NIL");
+	imap_tagged(s, "OK", "Namespace completed");
+}
+
+/* LIST pattern matching (RFC 9051 6.3.9): "*" matches anything, "%"
+ * anything but the hierarchy delimiter. */
+static bool list_match(const char *pat, const char *name)
+{
+	for (; *pat; pat++, name++) {
+		if (*pat == '*' || *pat == '%') {
+			for (const char *p = name;; p++) {
+				if (list_match(pat + 1, p))
+					return true;
+				if (*p == '\0' || (*pat == '%' && *p == '/'))
+					return false;
+			}
+		}
+		if (*name == '\0')
+			return false;
+		/* INBOX is case-insensitive (RFC 9051 5.1). */
+		if (*pat != *name && !(str_istarts(pat, "INBOX") && str_istarts(name, "INBOX") &&
+				       (*pat | 0x20) == (*name | 0x20)))
+			return false;
+	}
+	return *name == '\0';
+}
+
+static void cmd_list(struct imap_session *s, const struct imap_arg *a, size_t n, bool lsub)
+{
+	/* Basic LIST only: LIST-EXTENDED selection/return options come later. */
+	const char *ref = arg_str(a, n, 0), *pat = arg_str(a, n, 1);
+	if (ref == NULL || pat == NULL || n != 2) {
+		imap_tagged(s, "BAD", "Syntax: %s reference pattern", lsub ? "LSUB" : "LIST");
+		return;
+	}
+	const char *verb = lsub ? "LSUB" : "LIST";
+	if (*pat == '\0') {
+		imap_reply(s, "* %s (\\Noselect) \"/\" \"\"", verb);
+		imap_tagged(s, "OK", "%s completed", verb);
+		return;
+	}
+	char *full = xasprintf("%s%s", ref, pat);
+	struct store_mailbox_entry *list = NULL;
+	size_t count = 0;
+	if (store_mailbox_list(imap_reader(), s->account_id, &list, &count) < 0) {
+		free(full);
+		imap_tagged(s, "NO", "[SERVERBUG] Cannot list mailboxes");
+		return;
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (!list_match(full, list[i].name) || (lsub && !list[i].subscribed))
+			continue;
+		struct buf b;
+		buf_init(&b, 0);
+		buf_printf(&b, "* %s (\\HasNoChildren%s%s) \"/\" ", verb,
+			   list[i].special_use ? " " : "",
+			   list[i].special_use ? list[i].special_use : "");
+		imap_append_astring(&b, list[i].name, strlen(list[i].name));
+		imap_reply(s, "%s", b.data);
+		buf_deinit(&b);
+	}
+	store_mailbox_list_free(&list, count);
+	free(full);
+	imap_tagged(s, "OK", "%s completed", verb);
+}
+
+static void cmd_list_(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	cmd_list(s, a, n, false);
+}
+
+static void cmd_lsub(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	cmd_list(s, a, n, true);
+}
+
+/* "INBOX" in any case is INBOX (RFC 9051 5.1). */
+static const char *mailbox_name(const char *name)
+{
+	return str_ieq(name, "INBOX") ? "INBOX" : name;
+}
+
+static void cmd_status(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	const char *name = arg_str(a, n, 0);
+	if (name == NULL || n != 2 || a[1].type != IMAP_ARG_LIST || a[1].len == 0) {
+		imap_tagged(s, "BAD", "Syntax: STATUS mailbox (items)");
+		return;
+	}
+	name = mailbox_name(name);
+	struct store_mailbox_info info;
+	int r = store_mailbox_get(imap_reader(), s->account_id, name, &info);
+	struct store_status st;
+	if (r <= 0 || store_mailbox_status(imap_reader(), info.id, &st) < 0) {
+		imap_tagged(s, "NO", r == 0 ? "[NONEXISTENT] No such mailbox" :
+			    "[SERVERBUG] Cannot read the mailbox");
+		return;
+	}
+	struct buf b;
+	buf_init(&b, 0);
+	buf_append_str(&b, "* STATUS ");
+	imap_append_astring(&b, name, strlen(name));
+	buf_append_str(&b, " (");
+	for (size_t i = 0; i < a[1].len; i++) {
+		const struct imap_arg *it = &a[1].list[i];
+		const char *k = it->type == IMAP_ARG_ATOM ? it->str : "";
+		if (i)
+			buf_append_c(&b, ' ');
+		if (str_ieq(k, "MESSAGES"))
+			buf_printf(&b, "MESSAGES %u", st.messages);
+		else if (str_ieq(k, "UIDNEXT"))
+			buf_printf(&b, "UIDNEXT %u", st.uidnext);
+		else if (str_ieq(k, "UIDVALIDITY"))
+			buf_printf(&b, "UIDVALIDITY %u", st.uidvalidity);
+		else if (str_ieq(k, "UNSEEN"))
+			buf_printf(&b, "UNSEEN %u", st.unseen);
+		else if (str_ieq(k, "RECENT"))
+			buf_printf(&b, "RECENT 0");
+		else if (str_ieq(k, "SIZE"))
+			buf_printf(&b, "SIZE %llu", (unsigned long long)st.size);
+		else if (str_ieq(k, "DELETED"))
+			buf_printf(&b, "DELETED %u", st.deleted);
+		else {
+			buf_deinit(&b);
+			imap_tagged(s, "BAD", "Unknown STATUS item");
+			return;
+		}
+	}
+	buf_append_c(&b, ')');
+	imap_reply(s, "%s", b.data);
+	buf_deinit(&b);
+	imap_tagged(s, "OK", "STATUS completed");
+}
+
+static void select_mailbox(struct imap_session *s, const struct imap_arg *a, size_t n,
+			   bool readonly)
+{
+	const char *name = arg_str(a, n, 0);
+	if (name == NULL || n != 1) {
+		imap_tagged(s, "BAD", "Syntax: %s mailbox", readonly ? "EXAMINE" : "SELECT");
+		return;
+	}
+	name = mailbox_name(name);
+	/* RFC 9051 6.3.2: a failed SELECT leaves no mailbox selected. */
+	if (s->state == IMAP_SELECTED) {
+		view_clear(&s->view);
+		s->state = IMAP_AUTH;
+		imap_reply(s, "* OK [CLOSED] Previous mailbox closed");
+	}
+	struct imap_view *v = &s->view;
+	int r = store_mailbox_get(imap_reader(), s->account_id, name, &v->info);
+	if (r <= 0) {
+		imap_tagged(s, "NO", r == 0 ? "[NONEXISTENT] No such mailbox" :
+			    "[SERVERBUG] Cannot open the mailbox");
+		return;
+	}
+	/* The version first: a change after it wakes IDLE even if the
+	 * listing below already has it. */
+	v->version = store_mailbox_version(v->info.id);
+	if (store_mailbox_messages(imap_reader(), v->info.id, &v->msgs, &v->count) < 0) {
+		view_clear(v);
+		imap_tagged(s, "NO", "[SERVERBUG] Cannot read the mailbox");
+		return;
+	}
+	v->name = xstrdup(name);
+	v->readonly = readonly;
+	v->modseq = v->info.highestmodseq;
+	s->state = IMAP_SELECTED;
+	uint32_t first_unseen = 0;
+	for (size_t i = 0; i < v->count && !first_unseen; i++) {
+		if (!(v->msgs[i].flags & STORE_FLAG_SEEN))
+			first_unseen = (uint32_t)i + 1;
+	}
+	imap_reply(s, "* %zu EXISTS", v->count);
+	imap_reply(s, "* 0 RECENT");
+	imap_reply(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)");
+	imap_reply(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted");
+	if (first_unseen)
+		imap_reply(s, "* OK [UNSEEN %u] First unseen", first_unseen);
+	imap_reply(s, "* OK [UIDVALIDITY %u] UIDs valid", v->info.uidvalidity);
+	imap_reply(s, "* OK [UIDNEXT %u] Predicted next UID", v->info.uidnext);
+	imap_tagged(s, "OK", "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE",
+		    readonly ? "EXAMINE" : "SELECT");
+}
+
+static void cmd_select(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	select_mailbox(s, a, n, false);
+}
+
+static void cmd_examine(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	select_mailbox(s, a, n, true);
+}
+
+/* ---- selected ---- */
+
+static void cmd_check(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	imap_sync(s, true);
+	imap_tagged(s, "OK", "CHECK completed");
+}
+
+static void unselect(struct imap_session *s)
+{
+	view_clear(&s->view);
+	s->state = IMAP_AUTH;
+}
+
+static void cmd_unselect(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	unselect(s);
+	imap_tagged(s, "OK", "UNSELECT completed");
+}
+
+struct expunge_wait {
+	struct imap_session *s;
+	const char *verb;
+	bool close_after;
+};
+
+static void expunge_done(void *arg, int result)
+{
+	struct expunge_wait *w = arg;
+	struct imap_session *s = w->s;
+	if (s->conn != NULL) {
+		if (w->close_after) {
+			/* CLOSE reports no EXPUNGE (RFC 9051 6.4.1). */
+			unselect(s);
+			imap_tagged(s, result == 0 ? "OK" : "NO", "%s %s", w->verb,
+				    result == 0 ? "completed" : "failed");
+		} else {
+			if (result == 0)
+				imap_sync(s, true);
+			imap_tagged(s, result == 0 ? "OK" : "NO", "%s %s", w->verb,
+				    result == 0 ? "completed" : "failed");
+		}
+	}
+	free(w);
+	imap_command_done(s);
+}
+
+/* Expunges the \Deleted messages (of uids, when given). */
+static void expunge(struct imap_session *s, const struct seqset *uids, const char *verb,
+		    bool close_after)
+{
+	struct imap_view *v = &s->view;
+	uint32_t *list = xmalloc((v->count ? v->count : 1) * sizeof(*list));
+	size_t n = 0;
+	for (size_t i = 0; i < v->count; i++) {
+		if ((v->msgs[i].flags & STORE_FLAG_DELETED) &&
+		    (uids == NULL || seqset_has(uids, v->msgs[i].uid)))
+			list[n++] = v->msgs[i].uid;
+	}
+	if (v->readonly || n == 0) {
+		free(list);
+		if (close_after)
+			unselect(s);
+		else
+			imap_sync(s, true);
+		imap_tagged(s, "OK", "%s completed", verb);
+		return;
+	}
+	struct expunge_wait *w = xcalloc(1, sizeof(*w));
+	w->s = s;
+	w->verb = verb;
+	w->close_after = close_after;
+	wait_for(s);
+	store_expunge(imap_store, v->info.id, list, n, conn_loop(s->conn), expunge_done, w);
+	free(list);
+}
+
+static void cmd_close(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	expunge(s, NULL, "CLOSE", true);
+}
+
+static void cmd_expunge(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	expunge(s, NULL, "EXPUNGE", false);
+}
+
+/* STORE seq-set [+|-]FLAGS[.SILENT] (flags) */
+struct store_wait {
+	struct imap_session *s;
+};
+
+static void store_done(void *arg, int result)
+{
+	struct imap_session *s = arg;
+	if (s->conn != NULL) {
+		/* The changes come back as FETCH responses (not for .SILENT);
+		 * no EXPUNGE during STORE (RFC 9051 7.5.1). */
+		imap_sync(s, false);
+		if (result == 0)
+			imap_tagged(s, "OK", "STORE completed");
+		else
+			imap_tagged(s, "NO", "[SERVERBUG] STORE failed");
+	}
+	imap_command_done(s);
+}
+
+static void store_cmd(struct imap_session *s, const struct imap_arg *a, size_t n, bool uid)
+{
+	const char *set = arg_str(a, n, 0), *item = arg_str(a, n, 1);
+	if (set == NULL || item == NULL || n < 3) {
+		imap_tagged(s, "BAD", "Syntax: STORE set item flags");
+		return;
+	}
+	enum store_flags_mode mode = STORE_FLAGS_SET;
+	if (*item == '+') {
+		mode = STORE_FLAGS_ADD;
+		item++;
+	} else if (*item == '-') {
+		mode = STORE_FLAGS_REMOVE;
+		item++;
+	}
+	bool silent = str_ieq(item, "FLAGS.SILENT");
+	if (!silent && !str_ieq(item, "FLAGS")) {
+		imap_tagged(s, "BAD", "Unknown STORE item");
+		return;
+	}
+	if (s->view.readonly) {
+		imap_tagged(s, "NO", "[READ-ONLY] Mailbox is read-only");
+		return;
+	}
+	/* The flags: a list, or the rest of the arguments. */
+	const struct imap_arg *fl = &a[2];
+	size_t fn = n - 2;
+	if (n == 3 && a[2].type == IMAP_ARG_LIST) {
+		fl = a[2].list;
+		fn = a[2].len;
+	}
+	uint32_t bits = 0;
+	struct buf kw;
+	buf_init(&kw, 0);
+	for (size_t i = 0; i < fn; i++) {
+		if (fl[i].type != IMAP_ARG_ATOM) {
+			buf_deinit(&kw);
+			imap_tagged(s, "BAD", "Flags are atoms");
+			return;
+		}
+		const char *f = fl[i].str;
+		bool known = false;
+		for (size_t k = 0; k < ARRAY_SIZE(system_flags); k++) {
+			if (str_ieq(f, system_flags[k].name)) {
+				bits |= system_flags[k].bit;
+				known = true;
+			}
+		}
+		if (known)
+			continue;
+		if (f[0] == '\\' || strpbrk(f, "[]%*") != NULL) {
+			buf_deinit(&kw);
+			imap_tagged(s, "BAD", "Invalid flag %s", f[0] == '\\' ? "(unknown system flag)" : "");
+			return;
+		}
+		if (kw.len)
+			buf_append_c(&kw, ' ');
+		buf_append_str(&kw, f);
+	}
+	struct seqset set_;
+	if (imap_seqset(s, set, uid, &set_) < 0) {
+		buf_deinit(&kw);
+		imap_tagged(s, "BAD", "Invalid sequence set");
+		return;
+	}
+	struct imap_view *v = &s->view;
+	uint32_t *uids = xmalloc((v->count ? v->count : 1) * sizeof(*uids));
+	size_t count = 0;
+	for (size_t i = 0; i < v->count; i++) {
+		if (seqset_has(&set_, uid ? v->msgs[i].uid : (uint32_t)i + 1))
+			uids[count++] = v->msgs[i].uid;
+	}
+	seqset_deinit(&set_);
+	if (silent) {
+		seqset_deinit(&s->silent);
+		s->silent.r = xmalloc((count ? count : 1) * sizeof(*s->silent.r));
+		for (size_t i = 0; i < count; i++) {
+			s->silent.r[i].lo = s->silent.r[i].hi = uids[i];
+		}
+		s->silent.count = count;
+	}
+	wait_for(s);
+	store_flags_update(imap_store, v->info.id, uids, count, mode, bits,
+			   kw.len ? kw.data : NULL, conn_loop(s->conn), store_done, s);
+	free(uids);
+	buf_deinit(&kw);
+}
+
+static void cmd_store(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	store_cmd(s, a, n, false);
+}
+
+static void cmd_fetch(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	imap_cmd_fetch(s, NULL, a, n, false);
+}
+
+static void cmd_uid(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	const char *sub = arg_str(a, n, 0);
+	if (sub == NULL) {
+		imap_tagged(s, "BAD", "Syntax: UID command ...");
+	} else if (str_ieq(sub, "FETCH")) {
+		imap_cmd_fetch(s, NULL, a + 1, n - 1, true);
+	} else if (str_ieq(sub, "STORE")) {
+		store_cmd(s, a + 1, n - 1, true);
+	} else if (str_ieq(sub, "EXPUNGE")) {
+		struct seqset set;
+		if (n != 2 || imap_seqset(s, arg_str(a, n, 1) ? a[1].str : "", true, &set) < 0) {
+			imap_tagged(s, "BAD", "Syntax: UID EXPUNGE set");
+			return;
+		}
+		expunge(s, &set, "UID EXPUNGE", false);
+		seqset_deinit(&set);
+	} else {
+		imap_tagged(s, "BAD", "Unknown UID command");
+	}
+}
+
+/* ---- IDLE (RFC 2177) ---- */
+
+static void idle_tick(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
+{
+	struct imap_session *s = arg;
+	if (!s->idling || s->conn == NULL)
+		return;
+	if (s->state == IMAP_SELECTED) {
+		uint64_t ver = store_mailbox_version(s->view.info.id);
+		if (ver != s->view.version) {
+			s->view.version = ver;
+			imap_sync(s, true);
+		}
+	}
+	struct timeval tv = { 1, 0 };
+	evtimer_add(s->idle_timer, &tv);
+}
+
+static void cmd_idle(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	imap_sync(s, true);
+	imap_reply(s, "+ idling");
+	s->idling = true;
+	if (s->idle_timer == NULL)
+		s->idle_timer = evtimer_new(loop_base(conn_loop(s->conn)), idle_tick, s);
+	struct timeval tv = { 1, 0 };
+	evtimer_add(s->idle_timer, &tv);
+}
+
+/* A line during IDLE. */
+static void idle_line(struct imap_session *s, const char *line)
+{
+	s->idling = false;
+	evtimer_del(s->idle_timer);
+	if (str_ieq(line, "DONE")) {
+		imap_sync(s, true);
+		imap_tagged(s, "OK", "IDLE terminated");
+	} else {
+		imap_tagged(s, "BAD", "Expected DONE");
+	}
+	xfree(&s->tag);
+}
+
+/* ---- dispatch ---- */
+
+struct imap_cmd {
+	const char *name;
+	unsigned states;
+	void (*fn)(struct imap_session *s, const struct imap_arg *a, size_t n);
+};
+
+#define ANY (IMAP_NOT_AUTH | IMAP_AUTH | IMAP_SELECTED)
+#define AUTHED (IMAP_AUTH | IMAP_SELECTED)
+
+static const struct imap_cmd commands[] = {
+	{ "CAPABILITY", ANY, cmd_capability },
+	{ "NOOP", ANY, cmd_noop },
+	{ "LOGOUT", ANY, cmd_logout },
+	{ "ID", ANY, cmd_id },
+	{ "STARTTLS", IMAP_NOT_AUTH, cmd_starttls },
+	{ "LOGIN", IMAP_NOT_AUTH, cmd_login },
+	{ "AUTHENTICATE", IMAP_NOT_AUTH, cmd_authenticate },
+	{ "ENABLE", AUTHED, cmd_enable },
+	{ "NAMESPACE", AUTHED, cmd_namespace },
+	{ "LIST", AUTHED, cmd_list_ },
+	{ "LSUB", AUTHED, cmd_lsub },
+	{ "STATUS", AUTHED, cmd_status },
+	{ "SELECT", AUTHED, cmd_select },
+	{ "EXAMINE", AUTHED, cmd_examine },
+	{ "IDLE", AUTHED, cmd_idle },
+	{ "CHECK", IMAP_SELECTED, cmd_check },
+	{ "CLOSE", IMAP_SELECTED, cmd_close },
+	{ "UNSELECT", IMAP_SELECTED, cmd_unselect },
+	{ "EXPUNGE", IMAP_SELECTED, cmd_expunge },
+	{ "FETCH", IMAP_SELECTED, cmd_fetch },
+	{ "STORE", IMAP_SELECTED, cmd_store },
+	{ "UID", IMAP_SELECTED, cmd_uid },
+};
+
+static void run_command(struct imap_session *s, const struct imap_command *c)
+{
+	free(s->tag);
+	s->tag = xstrdup(c->tag);
+	log_debug("event=imap_command session=%s tag=%.32s name=%.32s", conn_id(s->conn),
+		  c->tag, c->name);
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		if (!str_ieq(c->name, commands[i].name))
+			continue;
+		if (!(commands[i].states & s->state)) {
+			imap_tagged(s, "BAD", "%s is not allowed %s", commands[i].name,
+				    s->state == IMAP_NOT_AUTH ? "before login" :
+				    s->state == IMAP_AUTH ? "without a selected mailbox" :
+				    "now");
+			xfree(&s->tag);
+			return;
+		}
+		commands[i].fn(s, c->args, c->argc);
+		/* Finished at once unless it waits (busy), authenticates or idles. */
+		if (!s->busy && s->sasl == NULL && !s->idling && s->fetch == NULL)
+			xfree(&s->tag);
+		return;
+	}
+	imap_tagged(s, "BAD", "Unknown command");
+	xfree(&s->tag);
+}
+
+/* A plain line (AUTHENTICATE responses, IDLE's DONE) from the input. */
+static int read_plain_line(struct imap_session *s, struct evbuffer *in, char **line_r,
+			   size_t *len_r)
+{
+	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+	if (eol.pos < 0) {
+		if (evbuffer_get_length(in) > IMAP_LINE_MAX) {
+			conn_printf(s->conn, "* BYE Line too long\r\n");
+			conn_close(s->conn);
+		}
+		return 0;
+	}
+	size_t len = (size_t)eol.pos;
+	char *line = xmalloc(len + 1);
+	evbuffer_remove(in, line, len + 1);
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	line[len] = '\0';
+	*line_r = line;
+	*len_r = len;
+	return 1;
+}
+
+static void on_read(struct conn *c)
+{
+	struct imap_session *s = conn_data(c);
+	while (!s->busy && s->fetch == NULL && !conn_closing(c)) {
+		struct evbuffer *in = conn_input(c);
+		if (evbuffer_get_length(in) == 0)
+			return;
+		if (s->sasl != NULL || s->idling) {
+			char *line;
+			size_t len;
+			if (read_plain_line(s, in, &line, &len) <= 0)
+				return;
+			if (s->idling)
+				idle_line(s, line);
+			else
+				sasl_line(s, line, len);
+			mem_wipe(line, len);
+			free(line);
+			if (s->sasl == NULL && !s->busy)
+				xfree(&s->tag);
+			continue;
+		}
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			return;
+		size_t used = 0;
+		enum imap_parse_result r = imap_parser_feed(s->parser, v.iov_base, v.iov_len, &used);
+		evbuffer_drain(in, used);
+		switch (r) {
+		case IMAP_PARSE_NEED_MORE:
+			break;
+		case IMAP_PARSE_LITERAL_SYNC:
+			imap_reply(s, "+ OK");
+			break;
+		case IMAP_PARSE_COMMAND:
+			run_command(s, imap_parser_command(s->parser));
+			break;
+		case IMAP_PARSE_ERROR:
+			free(s->tag);
+			s->tag = xstrdup(imap_parser_error_tag(s->parser));
+			imap_tagged(s, "BAD", "%s", imap_parser_error(s->parser));
+			xfree(&s->tag);
+			break;
+		case IMAP_PARSE_LITERAL_TOO_BIG:
+			free(s->tag);
+			s->tag = xstrdup(imap_parser_error_tag(s->parser));
+			imap_tagged(s, "NO", "[TOOBIG] Literal too big");
+			xfree(&s->tag);
+			break;
+		}
+	}
+}
+
+static void on_open(struct conn *c)
+{
+	struct imap_session *s = xcalloc(1, sizeof(*s));
+	s->conn = c;
+	s->state = IMAP_NOT_AUTH;
+	struct imap_parser_limits lim = {
+		.line_max = IMAP_LINE_MAX,
+		.literal_max = IMAP_LITERAL_MAX,
+		.args_max = IMAP_ARGS_MAX,
+		.depth_max = IMAP_DEPTH_MAX,
+	};
+	s->parser = imap_parser_new(&lim);
+	conn_set_data(c, s);
+	conn_set_timeout(c, IMAP_LOGIN_TIMEOUT_S);
+	struct buf b;
+	buf_init(&b, 0);
+	capabilities(s, &b);
+	conn_printf(c, "* OK [CAPABILITY %s] %s yubin IMAP ready\r\n", b.data, imap_cfg->hostname);
+	buf_deinit(&b);
+}
+
+static void on_drain(struct conn *c)
+{
+	struct imap_session *s = conn_data(c);
+	if (s != NULL && s->fetch != NULL)
+		imap_fetch_continue(s);
+}
+
+static void on_timeout(struct conn *c)
+{
+	conn_printf(c, "* BYE Autologout; idle for too long\r\n");
+	conn_close(c);
+}
+
+static void on_close(struct conn *c, enum conn_close_reason reason)
+{
+	struct imap_session *s = conn_data(c);
+	if (s == NULL)
+		return;
+	s->conn = NULL;
+	s->idling = false;
+	if (s->idle_timer)
+		evtimer_del(s->idle_timer);
+	imap_fetch_free(&s->fetch);
+	if (!s->busy)
+		session_free(s);
+}
+
+const struct conn_handler imap_conn_handler = {
+	.on_open = on_open,
+	.on_read = on_read,
+	.on_timeout = on_timeout,
+	.on_drain = on_drain,
+	.on_close = on_close,
+	.busy_reply = "* BYE Too many connections, try again later\r\n",
+};
