@@ -102,7 +102,16 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if rep.when != "call" or not rep.failed:
         return
-    for name in ("server", "srv", "normalize_server", "inst", "instance"):
-        inst = item.funcargs.get(name) if hasattr(item, "funcargs") else None
-        if isinstance(inst, yubintest.Instance):
-            rep.sections.append(("yubin log (%s)" % name, inst.log()))
+    seen = set()
+    funcargs = getattr(item, "funcargs", {})
+    for name, value in funcargs.items():
+        insts = []
+        if isinstance(value, yubintest.Instance):
+            insts = [value]
+        elif isinstance(value, Factory):
+            insts = value.instances
+        for inst in insts:
+            if id(inst) in seen or not os.path.exists(inst.log_path):
+                continue
+            seen.add(id(inst))
+            rep.sections.append(("yubin log (%s, %s)" % (name, inst.dir), inst.log()))

@@ -5,8 +5,11 @@ Only the Python standard library is used. The binary is $YUBIN_BIN
 (default: build/yubin of this checkout).
 """
 
+import base64
 import collections
 import copy
+import hashlib
+import hmac
 import os
 import re
 import shutil
@@ -311,6 +314,19 @@ class Instance:
 
     # ---- clients ----
 
+    def listener_port(self, section):
+        """The port of the (first) listen address of a listener section."""
+        listen = self.cfg[section]["listen"].split()[0]
+        return int(listen.rsplit(":", 1)[1])
+
+    def log_text(self):
+        """The whole server log, as text."""
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
     def smtp(self, ehlo=True, timeout=IO_TIMEOUT):
         s = smtplib.SMTP("127.0.0.1", self.port, local_hostname=EHLO_NAME,
                          timeout=timeout)
@@ -319,16 +335,20 @@ class Instance:
             assert code == 250
         return s
 
-    def raw(self, greet=True, timeout=IO_TIMEOUT):
-        r = RawSMTP("127.0.0.1", self.port, timeout=timeout)
+    def raw(self, greet=True, timeout=IO_TIMEOUT, port=None, tls=None,
+            server_hostname=HOSTNAME):
+        """A raw connection to port (default: the [smtp] listener). tls: an
+        ssl.SSLContext for implicit TLS from the first byte (port 465)."""
+        r = RawSMTP("127.0.0.1", port or self.port, timeout=timeout, tls=tls,
+                    server_hostname=server_hostname)
         if greet:
             rep = r.reply()
             assert rep.code == 220, rep
         return r
 
-    def session(self, ehlo=EHLO_NAME):
+    def session(self, ehlo=EHLO_NAME, port=None, tls=None):
         """A raw session after the greeting and EHLO."""
-        r = self.raw()
+        r = self.raw(port=port, tls=tls)
         rep = r.cmd("EHLO " + ehlo)
         assert rep.code == 250, rep
         return r
@@ -354,8 +374,15 @@ class Reply:
 class RawSMTP:
     """A byte-exact SMTP client: what is sent is what the server gets."""
 
-    def __init__(self, host, port, timeout=IO_TIMEOUT):
+    def __init__(self, host, port, timeout=IO_TIMEOUT, tls=None,
+                 server_hostname=HOSTNAME):
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if tls is not None:
+            try:
+                self.sock = tls.wrap_socket(self.sock, server_hostname=server_hostname)
+            except BaseException:
+                self.sock.close()
+                raise
         self.timeout = timeout
         self.buf = b""
 
@@ -434,12 +461,12 @@ class RawSMTP:
         except ssl.SSLError:
             return True
 
-    def starttls(self, context=None):
+    def starttls(self, context=None, server_hostname=HOSTNAME):
         """Wraps the socket in TLS (after a 220 to STARTTLS)."""
         assert not self.buf, "bytes after the STARTTLS reply, before TLS: %r" % self.buf
         if context is None:
             context = client_tls_context()
-        self.sock = context.wrap_socket(self.sock, server_hostname=HOSTNAME)
+        self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
 
     def close(self):
         try:
@@ -453,6 +480,103 @@ def client_tls_context():
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+# ---- SASL clients (RFC 4616 PLAIN, RFC 5802/7677 SCRAM-SHA-256) ----
+
+def b64(data):
+    """Base64 of bytes or UTF-8 text, as text ("" for empty)."""
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text):
+    """Strict base64 decoding of a challenge (raises on bad input)."""
+    return base64.b64decode(text, validate=True)
+
+
+def sasl_plain(authcid, password, authzid=""):
+    """The base64 PLAIN message: authzid NUL authcid NUL password."""
+    return b64(("%s\0%s\0%s" % (authzid, authcid, password)).encode())
+
+
+def scram_escape(name):
+    """saslname (RFC 5802 5.1): "=" is "=3D" and "," is "=2C"."""
+    return name.replace("=", "=3D").replace(",", "=2C")
+
+
+class ScramSha256:
+    """An independent SCRAM-SHA-256 client (RFC 5802, RFC 7677), without
+    channel binding. ASCII passwords only (SASLprep leaves them alone).
+
+        c = ScramSha256(user, password)
+        c.client_first()             -> bytes to send
+        c.client_final(server_first) -> bytes to send
+        c.check_server_final(msg)    -> True if the server proved it knows
+                                        the password
+    """
+
+    def __init__(self, user, password, nonce=None, gs2_header="n,,"):
+        assert password.isascii(), "SASLprep is not implemented here"
+        self.user = user
+        self.password = password
+        self.nonce = nonce or b64(os.urandom(18))
+        self.gs2_header = gs2_header
+        self.server_signature = None
+
+    @property
+    def client_first_bare(self):
+        return "n=%s,r=%s" % (scram_escape(self.user), self.nonce)
+
+    def client_first(self):
+        return (self.gs2_header + self.client_first_bare).encode()
+
+    @staticmethod
+    def parse(msg):
+        if isinstance(msg, bytes):
+            msg = msg.decode()
+        out = collections.OrderedDict()
+        for part in msg.split(","):
+            k, eq, v = part.partition("=")
+            assert eq and len(k) == 1, "bad SCRAM attribute %r in %r" % (part, msg)
+            out[k] = v
+        return out
+
+    def client_final(self, server_first, nonce=None, proof_tamper=False,
+                     channel_binding=None):
+        """The client-final message for server_first. nonce, proof_tamper
+        and channel_binding make deliberately wrong ones."""
+        if isinstance(server_first, bytes):
+            server_first = server_first.decode()
+        attrs = self.parse(server_first)
+        assert list(attrs)[:3] == ["r", "s", "i"], \
+            "server-first is not r=,s=,i=: %r" % server_first
+        assert attrs["r"].startswith(self.nonce) and len(attrs["r"]) > len(self.nonce), \
+            "server nonce does not extend ours: %r" % server_first
+        salt = unb64(attrs["s"])
+        iterations = int(attrs["i"])
+        assert iterations >= 4096, "RFC 7677: at least 4096 iterations, got %d" % iterations
+        cbind = channel_binding if channel_binding is not None else b64(self.gs2_header)
+        without_proof = "c=%s,r=%s" % (cbind, nonce or attrs["r"])
+        auth_message = ",".join([self.client_first_bare, server_first, without_proof])
+        salted = hashlib.pbkdf2_hmac("sha256", self.password.encode(), salt, iterations)
+        client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+        stored_key = hashlib.sha256(client_key).digest()
+        client_sig = hmac.new(stored_key, auth_message.encode(), hashlib.sha256).digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, client_sig))
+        if proof_tamper:
+            proof = bytes([proof[0] ^ 1]) + proof[1:]
+        server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+        self.server_signature = hmac.new(server_key, auth_message.encode(),
+                                         hashlib.sha256).digest()
+        return ("%s,p=%s" % (without_proof, b64(proof))).encode()
+
+    def check_server_final(self, msg):
+        if isinstance(msg, bytes):
+            msg = msg.decode()
+        attrs = self.parse(msg)
+        return "v" in attrs and hmac.compare_digest(unb64(attrs["v"]), self.server_signature)
 
 
 # ---- provisioning ----

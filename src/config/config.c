@@ -171,6 +171,10 @@ static const struct directive directives[] = {
 	  C(submission_messages_per_hour), "1000", 0, UINT32_MAX, NULL, 0 },
 	{ SCOPE_LIMITS, "submission_max_recipients", DT_UINT,
 	  C(submission_max_recipients), "500", 0, UINT32_MAX, NULL, 0 },
+	/* RFC 1939 3: an inactivity autologout timer must be at least 10
+	 * minutes. Shorter is allowed (tests), not advised. */
+	{ SCOPE_LIMITS, "pop3_timeout", DT_DURATION, C(pop3_timeout), "10m",
+	  1, UINT32_MAX, NULL, 0 },
 
 	{ SCOPE_LISTENER, "listen", DT_LISTEN, 0, NULL, 0, 0, NULL, DF_REPEAT },
 	/* Its default depends on the section: sections[].bare_lf. */

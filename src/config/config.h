@@ -97,6 +97,7 @@ struct config {
 	uint32_t auth_cache_time;	/* seconds a verified password is remembered */
 	uint32_t submission_messages_per_hour;	/* per account; 0: no limit */
 	uint32_t submission_max_recipients;	/* per message on submission */
+	uint32_t pop3_timeout;		/* seconds idle before a POP3 autologout */
 };
 
 /* Reads and checks the file. Returns 0 and a new config, or -1 with

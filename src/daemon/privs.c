@@ -199,3 +199,25 @@ int privs_drop(const char *user, char **error_r)
 		  (unsigned long)o.uid, (unsigned long)o.gid);
 	return 0;
 }
+
+int privs_give(const char *path, const char *user, char **error_r)
+{
+	if (geteuid() != 0 || user == NULL)
+		return 0;
+	struct passwd *pw = getpwnam(user);
+	if (pw == NULL) {
+		*error_r = xasprintf("[server] user %s: no such user", user);
+		return -1;
+	}
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	if (slash != NULL && slash != dir)
+		*slash = '\0';
+	int r = 0;
+	if (lchown(path, pw->pw_uid, pw->pw_gid) < 0 ||
+	    (slash != NULL && slash != dir && lchown(dir, pw->pw_uid, pw->pw_gid) < 0)) {
+		*error_r = xasprintf("%s: %s", path, strerror(errno));
+		r = -1;
+	}
+	free(dir);
+	return r;
+}

@@ -12,6 +12,12 @@
  * otherwise. Returns 0 or -1 with *error_r. */
 int privs_prepare_data_dir(const char *data_dir, const char *user, char **error_r);
 
+/* When running as root and user is set: makes path (a file yubin made as
+ * root, e.g. a self-signed key) and its folder belong to user, so the
+ * server can read them again after dropping privileges (SIGHUP reload).
+ * Does nothing otherwise. Returns 0 or -1 with *error_r. */
+int privs_give(const char *path, const char *user, char **error_r);
+
 /* When running as root: becomes user (its uid, gid and groups) for good and
  * checks that root cannot be regained. user NULL while root is an error
  * (yubin never runs as root). Not root: does nothing. Returns 0 or -1. */

@@ -10,6 +10,8 @@
 #include "auth/auth.h"
 #include "net/net.h"
 #include "net/tls.h"
+#include "pop3/pop3.h"
+#include "imap/imap.h"
 #include "smtp/smtp.h"
 #include "store/store.h"
 
@@ -37,6 +39,8 @@ static void *io_main(void *arg)
 	net_listen_stop(t->loop);
 	net_close_all(t->loop);
 	smtp_thread_deinit();
+	pop3_thread_deinit();
+	imap_thread_deinit();
 	auth_thread_deinit();
 	return NULL;
 }
@@ -48,6 +52,12 @@ static const struct conn_handler *handler_for(enum listener_kind kind)
 	case LISTENER_SUBMISSION:
 	case LISTENER_SUBMISSIONS:
 		return &smtp_conn_handler;
+	case LISTENER_POP3:
+	case LISTENER_POP3S:
+		return &pop3_conn_handler;
+	case LISTENER_IMAP:
+	case LISTENER_IMAPS:
+		return &imap_conn_handler;
 	default:
 		return NULL;	/* not yet: see docs/design.md */
 	}
@@ -122,6 +132,12 @@ static int setup_tls(struct config *cfg)
 	if (cfg->tls_selfsigned) {
 		int r = tls_make_selfsigned(cfg->hostname, cfg->tls_cert, cfg->tls_key, &error);
 		if (r < 0) {
+			fprintf(stderr, "yubin: %s\n", error);
+			free(error);
+			return -1;
+		}
+		if (r > 0 && (privs_give(cfg->tls_cert, cfg->user, &error) < 0 ||
+			      privs_give(cfg->tls_key, cfg->user, &error) < 0)) {
 			fprintf(stderr, "yubin: %s\n", error);
 			free(error);
 			return -1;
@@ -202,6 +218,8 @@ int serve_run(struct config *cfg)
 		goto out;
 	}
 	smtp_init(cfg, store);
+	pop3_init(cfg, store);
+	imap_init(cfg, store);
 	auth_init(store, &(struct auth_limits){
 		.fail_delay_ms = cfg->auth_fail_delay,
 		.fail_delay_max_ms = cfg->auth_fail_delay_max,

@@ -532,6 +532,9 @@ int conn_starttls(struct conn *c)
 		return -1;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
+	/* Without a limit below the filter, a client that stops reading would
+	 * make the whole reply pile up, encrypted, in our memory. */
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, READ_HIGH_WATERMARK);
 	c->bev = f;
 	c->tls = true;
 	setup_bev(c);

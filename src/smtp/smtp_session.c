@@ -646,6 +646,9 @@ static void header_end(struct smtp_session *s)
 	int n = from ? addrlist_parse(from, &addrs) : -1;
 	if (from == NULL) {
 		s->header_refuse = "550 5.6.0 Error: the message has no From: field";
+	} else if (header_count(h, hlen, "From") > 1) {
+		/* RFC 5322 3.6: exactly one; a second could name anyone. */
+		s->header_refuse = "550 5.6.0 Error: more than one From: field";
 	} else if (n <= 0) {
 		s->header_refuse = "550 5.6.0 Error: unreadable From: field";
 	} else {
@@ -890,6 +893,8 @@ static void cmd_starttls(struct smtp_session *s, char *arg)
 	xfree(&s->helo);
 	transaction_reset(s);
 	auth_reset(s);
+	s->account_id = 0;
+	xfree(&s->account);
 }
 
 /* ---- AUTH (RFC 4954) ---- */

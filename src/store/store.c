@@ -578,6 +578,8 @@ static enum store_resolve_result resolve(struct resolve_ctx *c, const char *loca
 		int rc = sqlite3_step(r->st_first_account);
 		if (rc == SQLITE_ROW) {
 			add_target(c, sqlite3_column_int64(r->st_first_account, 0), address);
+			if (c->depth == 1)
+				c->out->catchall = true;
 			res = STORE_RESOLVE_OK;
 		} else if (rc != SQLITE_DONE) {
 			res = STORE_RESOLVE_ERROR;

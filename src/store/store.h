@@ -152,7 +152,8 @@ struct store_target {
 struct store_targets {
 	size_t count;
 	struct store_target *v;
-	bool catchall;		/* the address itself is nobody's: a catch-all took it */
+	bool catchall;		/* the address itself is nobody's: a catch-all or
+				 * the postmaster fallback took it */
 };
 enum store_resolve_result {
 	STORE_RESOLVE_OK,		/* targets filled */

@@ -2,6 +2,7 @@
 recipients, aliases, catch-alls, plus-addressing, postmaster, relay denial,
 8BITMIME and SMTPUTF8 (RFC 5321, 6152, 6531)."""
 
+import os
 import re
 
 import pytest
@@ -123,10 +124,13 @@ def test_several_recipients_one_body(server):
     new = server.msg_files() - before
     assert len(new) == 1, "want exactly one new body file, got %r" % sorted(new)
     # The body file holds the message (and no per-recipient line).
-    with open(new.pop(), "rb") as f:
+    path = new.pop()
+    with open(path, "rb") as f:
         body = f.read()
     assert body.endswith(msg)
     assert b"Delivered-To:" not in body
+    # Mail is private: the body file is not readable by other users.
+    assert os.stat(path).st_mode & 0o007 == 0, oct(os.stat(path).st_mode)
 
 
 def test_same_recipient_twice_delivers_once(server):
@@ -241,6 +245,10 @@ def test_postmaster_always_accepted(server, pm):
     rep = r.reply()
     assert rep.code == 250, rep
     r.close()
+    # It lands in the INBOX of some account of the domain.
+    found = [u for u in yubintest.USERS if u.endswith("@example.com")
+             and server.find_mail(u, subject)]
+    assert len(found) == 1, found
 
 
 def test_bare_postmaster(server):
@@ -266,7 +274,12 @@ def test_relay_denied(server, rcpt):
     assert r.cmd("MAIL FROM:<shiroyagi@example.com>").code == 250
     rep = r.cmd("RCPT TO:<%s>" % rcpt)
     assert (rep.code, rep.enh) == (554, "5.7.1"), rep
+    # The transaction has no recipient: DATA is refused, nothing is queued.
+    rep = r.cmd("DATA")
+    assert rep.code in (503, 554), rep
     r.close()
+    q = server.queue_list()
+    assert "other.example" not in q and "[127.0.0.1]" not in q and "IPv6" not in q, q
 
 
 def test_percent_hack_is_not_a_route(server):
@@ -390,3 +403,39 @@ def test_message_size_in_list_matches(server):
     (row, stored), = server.find_mail("ushi@example.com", subject)
     assert row.size == len(stored)
     assert row.size > len(msg)
+
+
+def test_user_deleted_while_running(server):
+    addr = "gone-%s@example.com" % unique("u")[2:]
+    server.add_user(addr)
+    r = server.session()
+    assert r.cmd("MAIL FROM:<p@example.org>").code == 250
+    assert r.cmd("RCPT TO:<%s>" % addr).code == 250
+    r.close()
+    server.cli_ok("user", "del", addr)
+    r = server.session()
+    assert r.cmd("MAIL FROM:<p@example.org>").code == 250
+    rep = r.cmd("RCPT TO:<%s>" % addr)
+    assert (rep.code, rep.enh) == (550, "5.1.1"), rep
+    r.close()
+
+
+def test_domain_and_alias_added_while_running(server):
+    dom = "%s.example" % unique("d")
+    r = server.session()
+    assert r.cmd("MAIL FROM:<p@example.org>").code == 250
+    rep = r.cmd("RCPT TO:<info@%s>" % dom)
+    assert (rep.code, rep.enh) == (554, "5.7.1"), rep
+    r.close()
+    server.add_domain(dom)
+    r = server.session()
+    assert r.cmd("MAIL FROM:<p@example.org>").code == 250
+    rep = r.cmd("RCPT TO:<info@%s>" % dom)
+    assert (rep.code, rep.enh) == (550, "5.1.1"), rep
+    r.close()
+    server.add_alias("info@" + dom, "ushi@example.com")
+    subject = unique("newalias")
+    r = server.session()
+    assert send_data(r, "p@example.org", ["info@" + dom], make_msg(subject)).code == 250
+    r.close()
+    assert len(server.find_mail("ushi@example.com", subject)) == 1

@@ -196,3 +196,19 @@ def test_idle_timeout(yubin_factory):
     r = srv.session()
     assert r.cmd("NOOP").code == 250
     r.close()
+
+
+def test_size_limit_from_config(yubin_factory):
+    srv = yubin_factory(overrides={"limits": {"max_message_size": "200000"}},
+                        provision=yubintest.provision_standard)
+    assert advertised_size(srv) == 200000
+    r = srv.session()
+    rep = r.cmd("MAIL FROM:<s@example.org> SIZE=200001")
+    assert (rep.code, rep.enh) == (552, "5.3.4"), rep
+    assert r.cmd("MAIL FROM:<s@example.org> SIZE=150000").code == 250
+    assert r.cmd("RCPT TO:<ushi@example.com>").code == 250
+    assert r.cmd("DATA").code == 354
+    r.send(dot_stuff(big_message(unique("over"), 210000)))
+    rep = r.reply()
+    assert (rep.code, rep.enh) == (552, "5.3.4"), rep
+    r.close()

@@ -3,11 +3,13 @@ errors and PIPELINING (RFC 5321, RFC 2920, RFC 2034)."""
 
 import re
 import smtplib
+import socket
+import time
 
 import pytest
 
 import yubintest
-from yubintest import HOSTNAME, make_msg, dot_stuff, unique
+from yubintest import HOSTNAME, make_msg, dot_stuff, unique, send_data
 
 
 def test_greeting(server):
@@ -136,6 +138,19 @@ def test_data_after_every_rcpt_failed(smtp_session):
     rep = smtp_session.cmd("DATA")
     assert rep.code in (503, 554), rep
     assert smtp_session.cmd("NOOP").code == 250
+
+
+def test_data_with_argument(smtp_session):
+    # RFC 5321 4.1.1.4: data = "DATA" CRLF
+    assert smtp_session.cmd("MAIL FROM:<a@example.org>").code == 250
+    assert smtp_session.cmd("RCPT TO:<shiroyagi@example.com>").code == 250
+    rep = smtp_session.cmd("DATA now")
+    assert rep.code == 501, rep
+    # Not in DATA mode, and the transaction is intact.
+    assert smtp_session.cmd("NOOP").code == 250
+    assert smtp_session.cmd("DATA").code == 354
+    smtp_session.send(b"Subject: x\r\n\r\nx\r\n.\r\n")
+    assert smtp_session.reply().code == 250
 
 
 def test_rcpt_unknown_local_user(smtp_session):
@@ -361,3 +376,84 @@ def test_many_connections_at_once(server):
     # UIDs are unique and increasing.
     uids = [x.uid for x in rows]
     assert uids == sorted(set(uids))
+
+
+def test_commands_split_across_packets(server):
+    r = server.raw()
+    r.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for piece in (b"EH", b"LO split.example\r", b"\nMA", b"IL FROM:<s@example.org>", b"\r\n"):
+        r.send(piece)
+        time.sleep(0.02)
+    reps = r.replies(2)
+    assert [x.code for x in reps] == [250, 250], reps
+    r.close()
+
+
+def test_end_of_data_split_across_packets(server):
+    # The terminator and a stuffed dot arrive one byte per packet.
+    subject = unique("split")
+    r = server.session()
+    r.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    assert r.cmd("MAIL FROM:<s@example.org>").code == 250
+    assert r.cmd("RCPT TO:<hitsuji@example.com>").code == 250
+    assert r.cmd("DATA").code == 354
+    r.send(("Subject: %s\r\n\r\nbody" % subject).encode())
+    for b in b"\r\n..dot\r\n.\r\n":
+        r.send(bytes([b]))
+        time.sleep(0.01)
+    rep = r.reply()
+    assert rep.code == 250, rep
+    r.close()
+    (row, stored), = server.find_mail("hitsuji@example.com", subject)
+    assert stored.endswith(("Subject: %s\r\n\r\nbody\r\n.dot\r\n" % subject).encode())
+
+
+def test_queue_ids_are_unique(server):
+    r = server.session()
+    ids = set()
+    for i in range(5):
+        rep = send_data(r, "q@example.org", ["ushi@example.com"], make_msg(unique("qid")))
+        assert rep.code == 250
+        ids.add(rep.lines[0].rsplit(" ", 1)[1])
+    r.close()
+    assert len(ids) == 5, ids
+
+
+@pytest.mark.parametrize("line", ["RCPT TO:<>", "RCPT TO:", "RCPT TO:<shiroyagi@example.com",
+                                  "RCPT FROM:<shiroyagi@example.com>"])
+def test_rcpt_syntax_errors(smtp_session, line):
+    assert smtp_session.cmd("MAIL FROM:<a@example.org>").code == 250
+    rep = smtp_session.cmd(line)
+    assert 500 <= rep.code < 600 and rep.code != 503, rep
+    assert smtp_session.cmd("RCPT TO:<shiroyagi@example.com>").code == 250
+
+
+def test_client_disconnects_mid_data(server):
+    subject = unique("gone")
+    before = server.msg_files()
+    r = server.session()
+    assert r.cmd("MAIL FROM:<g@example.org>").code == 250
+    assert r.cmd("RCPT TO:<hitsuji@example.com>").code == 250
+    assert r.cmd("DATA").code == 354
+    r.send(("Subject: %s\r\n\r\nhalf" % subject).encode() + b"x" * 100000)
+    r.close()
+    time.sleep(0.3)
+    r = server.session()
+    assert r.cmd("NOOP").code == 250
+    r.close()
+    assert server.find_mail("hitsuji@example.com", subject) == []
+    assert server.msg_files() == before
+
+
+def test_no_starttls_without_certificate(yubin_factory):
+    srv = yubin_factory(overrides={"server": {"tls_cert": None, "tls_key": None,
+                                              "tls_selfsigned": None}})
+    r = srv.raw()
+    rep = r.cmd("EHLO x.example")
+    assert rep.code == 250
+    assert "STARTTLS" not in [l.split(" ")[0].upper() for l in rep.lines[1:]]
+    rep = r.cmd("STARTTLS")
+    # RFC 3207 4: 454 when TLS is not available; or simply not implemented.
+    assert rep.code in (454, 502, 500), rep
+    assert r.cmd("NOOP").code == 250
+    r.close()
