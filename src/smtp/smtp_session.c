@@ -1026,6 +1026,10 @@ static void cmd_auth(struct smtp_session *s, char *arg)
 	char *initial = strchr(arg, ' ');
 	if (initial)
 		*initial++ = '\0';
+	if (*arg == '\0') {
+		reply(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+		return;
+	}
 	static const struct sasl_lookup lookup = { auth_scram_record, NULL };
 	s->sasl = sasl_new(arg, &lookup);
 	if (s->sasl == NULL) {
