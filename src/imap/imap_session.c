@@ -9,6 +9,7 @@
  * mod-sequence this session reported (imap_sync), after commands and, while
  * IDLE, whenever the mailbox's in-memory version moves. */
 #include "imap/imap_private.h"
+#include "imap/imap_mutf7.h"
 #include "auth/auth.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -141,6 +142,8 @@ void imap_append_flags(struct buf *b, const struct store_msg *m)
 }
 
 static void capabilities(struct imap_session *s, struct buf *b);
+static char *decode_name(struct imap_session *s, const char *arg);
+static void append_name(struct buf *b, const char *name);
 
 /* ---- the view of the selected mailbox ---- */
 
@@ -293,7 +296,7 @@ static const char *arg_str(const struct imap_arg *args, size_t argc, size_t i)
 static void capabilities(struct imap_session *s, struct buf *b)
 {
 	buf_append_str(b, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE UNSELECT UIDPLUS"
-		       " NAMESPACE SPECIAL-USE");
+		       " MOVE NAMESPACE SPECIAL-USE");
 	bool plain_ok = conn_is_tls(s->conn) ||
 		imap_cfg->plaintext_auth == PLAINTEXT_AUTH_ALWAYS ||
 		(imap_cfg->plaintext_auth == PLAINTEXT_AUTH_LOOPBACK &&
@@ -551,7 +554,12 @@ static void cmd_list(struct imap_session *s, const struct imap_arg *a, size_t n,
 		imap_tagged(s, "OK", "%s completed", verb);
 		return;
 	}
-	char *full = xasprintf("%s%s", ref, pat);
+	char *raw = xasprintf("%s%s", ref, pat), *full = mutf7_decode(raw);
+	free(raw);
+	if (full == NULL) {
+		imap_tagged(s, "BAD", "Invalid modified UTF-7 in the pattern");
+		return;
+	}
 	struct store_mailbox_entry *list = NULL;
 	size_t count = 0;
 	if (store_mailbox_list(imap_reader(), s->account_id, &list, &count) < 0) {
@@ -562,12 +570,20 @@ static void cmd_list(struct imap_session *s, const struct imap_arg *a, size_t n,
 	for (size_t i = 0; i < count; i++) {
 		if (!list_match(full, list[i].name) || (lsub && !list[i].subscribed))
 			continue;
+		/* RFC 3348 / 9051 7.3.1: children attributes. */
+		size_t nl = strlen(list[i].name);
+		bool children = false;
+		for (size_t k = 0; k < count && !children; k++) {
+			children = strncmp(list[k].name, list[i].name, nl) == 0 &&
+				   list[k].name[nl] == '/';
+		}
 		struct buf b;
 		buf_init(&b, 0);
-		buf_printf(&b, "* %s (\\HasNoChildren%s%s) \"/\" ", verb,
+		buf_printf(&b, "* %s (%s%s%s) \"/\" ", verb,
+			   children ? "\\HasChildren" : "\\HasNoChildren",
 			   list[i].special_use ? " " : "",
 			   list[i].special_use ? list[i].special_use : "");
-		imap_append_astring(&b, list[i].name, strlen(list[i].name));
+		append_name(&b, list[i].name);
 		imap_reply(s, "%s", b.data);
 		buf_deinit(&b);
 	}
@@ -586,24 +602,61 @@ static void cmd_lsub(struct imap_session *s, const struct imap_arg *a, size_t n)
 	cmd_list(s, a, n, true);
 }
 
-/* "INBOX" in any case is INBOX (RFC 9051 5.1). */
-static const char *mailbox_name(const char *name)
+/* A mailbox name from the client: modified UTF-7 to UTF-8 (RFC 3501
+ * 5.1.3), "INBOX" in any case is INBOX (RFC 9051 5.1), and a name we can
+ * store: no control characters, no wildcards, no empty level. NULL (after
+ * answering BAD) when it is not. */
+static char *decode_name(struct imap_session *s, const char *arg)
 {
-	return str_ieq(name, "INBOX") ? "INBOX" : name;
+	char *name = mutf7_decode(arg);
+	const char *why = name == NULL ? "Invalid modified UTF-7 mailbox name" : NULL;
+	if (name != NULL) {
+		size_t len = strlen(name);
+		if (len > 0 && name[len - 1] == '/')
+			name[--len] = '\0';	/* "a/" is "a" (CREATE, RFC 9051 6.3.4) */
+		if (len == 0 || len > 512)
+			why = "Invalid mailbox name length";
+		else if (name[0] == '/' || strstr(name, "//") != NULL)
+			why = "Empty hierarchy level in mailbox name";
+		else if (strpbrk(name, "*%") != NULL)
+			why = "Wildcards are not allowed in mailbox names";
+		for (const unsigned char *p = (const unsigned char *)name; !why && *p; p++) {
+			if (*p < 0x20 || *p == 0x7f)
+				why = "Control characters are not allowed in mailbox names";
+		}
+		if (!why && (str_ieq(name, "INBOX") || str_istarts(name, "INBOX/")))
+			memcpy(name, "INBOX", 5);
+	}
+	if (why) {
+		free(name);
+		imap_tagged(s, "BAD", "%s", why);
+		return NULL;
+	}
+	return name;
+}
+
+static void append_name(struct buf *b, const char *name)
+{
+	char *m = mutf7_encode(name);
+	imap_append_astring(b, m ? m : name, strlen(m ? m : name));
+	free(m);
 }
 
 static void cmd_status(struct imap_session *s, const struct imap_arg *a, size_t n)
 {
-	const char *name = arg_str(a, n, 0);
-	if (name == NULL || n != 2 || a[1].type != IMAP_ARG_LIST || a[1].len == 0) {
+	const char *arg = arg_str(a, n, 0);
+	if (arg == NULL || n != 2 || a[1].type != IMAP_ARG_LIST || a[1].len == 0) {
 		imap_tagged(s, "BAD", "Syntax: STATUS mailbox (items)");
 		return;
 	}
-	name = mailbox_name(name);
+	char *name = decode_name(s, arg);
+	if (name == NULL)
+		return;
 	struct store_mailbox_info info;
 	int r = store_mailbox_get(imap_reader(), s->account_id, name, &info);
 	struct store_status st;
 	if (r <= 0 || store_mailbox_status(imap_reader(), info.id, &st) < 0) {
+		free(name);
 		imap_tagged(s, "NO", r == 0 ? "[NONEXISTENT] No such mailbox" :
 			    "[SERVERBUG] Cannot read the mailbox");
 		return;
@@ -611,7 +664,8 @@ static void cmd_status(struct imap_session *s, const struct imap_arg *a, size_t 
 	struct buf b;
 	buf_init(&b, 0);
 	buf_append_str(&b, "* STATUS ");
-	imap_append_astring(&b, name, strlen(name));
+	append_name(&b, name);
+	free(name);
 	buf_append_str(&b, " (");
 	for (size_t i = 0; i < a[1].len; i++) {
 		const struct imap_arg *it = &a[1].list[i];
@@ -647,12 +701,14 @@ static void cmd_status(struct imap_session *s, const struct imap_arg *a, size_t 
 static void select_mailbox(struct imap_session *s, const struct imap_arg *a, size_t n,
 			   bool readonly)
 {
-	const char *name = arg_str(a, n, 0);
-	if (name == NULL || n != 1) {
+	const char *arg = arg_str(a, n, 0);
+	if (arg == NULL || n != 1) {
 		imap_tagged(s, "BAD", "Syntax: %s mailbox", readonly ? "EXAMINE" : "SELECT");
 		return;
 	}
-	name = mailbox_name(name);
+	char *name = decode_name(s, arg);
+	if (name == NULL)
+		return;
 	/* RFC 9051 6.3.2: a failed SELECT leaves no mailbox selected. */
 	if (s->state == IMAP_SELECTED) {
 		view_clear(&s->view);
@@ -662,6 +718,7 @@ static void select_mailbox(struct imap_session *s, const struct imap_arg *a, siz
 	struct imap_view *v = &s->view;
 	int r = store_mailbox_get(imap_reader(), s->account_id, name, &v->info);
 	if (r <= 0) {
+		free(name);
 		imap_tagged(s, "NO", r == 0 ? "[NONEXISTENT] No such mailbox" :
 			    "[SERVERBUG] Cannot open the mailbox");
 		return;
@@ -670,11 +727,12 @@ static void select_mailbox(struct imap_session *s, const struct imap_arg *a, siz
 	 * listing below already has it. */
 	v->version = store_mailbox_version(v->info.id);
 	if (store_mailbox_messages(imap_reader(), v->info.id, &v->msgs, &v->count) < 0) {
+		free(name);
 		view_clear(v);
 		imap_tagged(s, "NO", "[SERVERBUG] Cannot read the mailbox");
 		return;
 	}
-	v->name = xstrdup(name);
+	v->name = name;
 	v->readonly = readonly;
 	v->modseq = v->info.highestmodseq;
 	s->state = IMAP_SELECTED;
@@ -703,6 +761,130 @@ static void cmd_select(struct imap_session *s, const struct imap_arg *a, size_t 
 static void cmd_examine(struct imap_session *s, const struct imap_arg *a, size_t n)
 {
 	select_mailbox(s, a, n, true);
+}
+
+/* ---- mailbox management ---- */
+
+struct manage_wait {
+	struct imap_session *s;
+	char *verb;
+};
+
+static void manage_done(void *arg, int result)
+{
+	struct manage_wait *w = arg;
+	struct imap_session *s = w->s;
+	switch (result) {
+	case STORE_OK:
+		imap_tagged(s, "OK", "%s completed", w->verb);
+		break;
+	case STORE_EXISTS:
+		imap_tagged(s, "NO", "[ALREADYEXISTS] Mailbox already exists");
+		break;
+	case STORE_NOT_FOUND:
+		imap_tagged(s, "NO", "[NONEXISTENT] No such mailbox");
+		break;
+	case STORE_REFUSED:
+		imap_tagged(s, "NO", "[CANNOT] %s is not allowed on INBOX", w->verb);
+		break;
+	default:
+		imap_tagged(s, "NO", "[SERVERBUG] %s failed", w->verb);
+		break;
+	}
+	free(w->verb);
+	free(w);
+	imap_command_done(s);
+}
+
+static struct manage_wait *manage_wait(struct imap_session *s, const char *verb)
+{
+	struct manage_wait *w = xcalloc(1, sizeof(*w));
+	w->s = s;
+	w->verb = xstrdup(verb);
+	wait_for(s);
+	return w;
+}
+
+static char *one_name(struct imap_session *s, const struct imap_arg *a, size_t n,
+		      const char *verb)
+{
+	const char *arg = arg_str(a, n, 0);
+	if (arg == NULL || n != 1) {
+		imap_tagged(s, "BAD", "Syntax: %s mailbox", verb);
+		return NULL;
+	}
+	return decode_name(s, arg);
+}
+
+static void cmd_create(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	char *name = one_name(s, a, n, "CREATE");
+	if (name == NULL)
+		return;
+	if (strcmp(name, "INBOX") == 0) {
+		free(name);
+		imap_tagged(s, "NO", "[ALREADYEXISTS] INBOX always exists");
+		return;
+	}
+	store_mailbox_create(imap_store, s->account_id, name, conn_loop(s->conn), manage_done,
+			     manage_wait(s, "CREATE"));
+	free(name);
+}
+
+static void cmd_delete(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	char *name = one_name(s, a, n, "DELETE");
+	if (name == NULL)
+		return;
+	store_mailbox_delete(imap_store, s->account_id, name, conn_loop(s->conn), manage_done,
+			     manage_wait(s, "DELETE"));
+	free(name);
+}
+
+static void cmd_rename(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	const char *a0 = arg_str(a, n, 0), *a1 = arg_str(a, n, 1);
+	if (a0 == NULL || a1 == NULL || n != 2) {
+		imap_tagged(s, "BAD", "Syntax: RENAME old new");
+		return;
+	}
+	char *old = decode_name(s, a0);
+	if (old == NULL)
+		return;
+	char *new_name = decode_name(s, a1);
+	if (new_name == NULL) {
+		free(old);
+		return;
+	}
+	if (strcmp(new_name, "INBOX") == 0) {
+		imap_tagged(s, "NO", "[ALREADYEXISTS] INBOX always exists");
+	} else {
+		store_mailbox_rename(imap_store, s->account_id, old, new_name, conn_loop(s->conn),
+				     manage_done, manage_wait(s, "RENAME"));
+	}
+	free(old);
+	free(new_name);
+}
+
+static void subscribe(struct imap_session *s, const struct imap_arg *a, size_t n, bool on)
+{
+	const char *verb = on ? "SUBSCRIBE" : "UNSUBSCRIBE";
+	char *name = one_name(s, a, n, verb);
+	if (name == NULL)
+		return;
+	store_mailbox_subscribe(imap_store, s->account_id, name, on, conn_loop(s->conn),
+				manage_done, manage_wait(s, verb));
+	free(name);
+}
+
+static void cmd_subscribe(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	subscribe(s, a, n, true);
+}
+
+static void cmd_unsubscribe(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	subscribe(s, a, n, false);
 }
 
 /* ---- selected ---- */
@@ -905,6 +1087,121 @@ static void cmd_store(struct imap_session *s, const struct imap_arg *a, size_t n
 	store_cmd(s, a, n, false);
 }
 
+/* A compact UID set ("1:3,7") for COPYUID. */
+static void append_uid_set(struct buf *b, const uint32_t *uids, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+			j++;
+		buf_printf(b, "%s%u", i ? "," : "", uids[i]);
+		if (j > i)
+			buf_printf(b, ":%u", uids[j]);
+		i = j + 1;
+	}
+}
+
+struct copy_wait {
+	struct imap_session *s;
+	bool move;
+};
+
+static void copy_done(void *arg, int result, uint32_t uidvalidity, const uint32_t *src,
+		      const uint32_t *dst, size_t count)
+{
+	struct copy_wait *w = arg;
+	struct imap_session *s = w->s;
+	const char *verb = w->move ? "MOVE" : "COPY";
+	if (s->conn != NULL && result != STORE_OK) {
+		imap_tagged(s, "NO", "[SERVERBUG] %s failed", verb);
+	} else if (s->conn != NULL) {
+		struct buf code;
+		buf_init(&code, 0);
+		if (count > 0) {
+			buf_printf(&code, "[COPYUID %u ", uidvalidity);
+			append_uid_set(&code, src, count);
+			buf_append_c(&code, ' ');
+			append_uid_set(&code, dst, count);
+			buf_append_str(&code, "] ");
+		}
+		if (w->move) {
+			/* RFC 6851 4.3: COPYUID untagged, then the EXPUNGEs. */
+			if (count > 0)
+				imap_reply(s, "* OK %s%s", code.data, "Moved");
+			imap_sync(s, true);
+			imap_tagged(s, "OK", "MOVE completed");
+		} else {
+			imap_tagged(s, "OK", "%sCOPY completed", code.data ? code.data : "");
+		}
+		buf_deinit(&code);
+	}
+	free(w);
+	imap_command_done(s);
+}
+
+static void copy_cmd(struct imap_session *s, const struct imap_arg *a, size_t n, bool uid,
+		     bool move)
+{
+	const char *set = arg_str(a, n, 0), *dest = arg_str(a, n, 1);
+	if (set == NULL || dest == NULL || n != 2) {
+		imap_tagged(s, "BAD", "Syntax: %s set mailbox", move ? "MOVE" : "COPY");
+		return;
+	}
+	if (move && s->view.readonly) {
+		imap_tagged(s, "NO", "[READ-ONLY] Mailbox is read-only");
+		return;
+	}
+	char *name = decode_name(s, dest);
+	if (name == NULL)
+		return;
+	struct store_mailbox_info info;
+	int r = store_mailbox_get(imap_reader(), s->account_id, name, &info);
+	free(name);
+	if (r <= 0) {
+		imap_tagged(s, "NO", r == 0 ? "[TRYCREATE] No such mailbox" :
+			    "[SERVERBUG] Cannot open the mailbox");
+		return;
+	}
+	struct seqset set_;
+	if (imap_seqset(s, set, uid, &set_) < 0) {
+		imap_tagged(s, "BAD", "Invalid sequence set");
+		return;
+	}
+	struct imap_view *v = &s->view;
+	bool bad = false;
+	for (size_t i = 0; !uid && i < set_.count; i++)
+		bad |= set_.r[i].hi > v->count;
+	if (bad) {
+		seqset_deinit(&set_);
+		imap_tagged(s, "BAD", "Invalid message number");
+		return;
+	}
+	uint32_t *uids = xmalloc((v->count ? v->count : 1) * sizeof(*uids));
+	size_t count = 0;
+	for (size_t i = 0; i < v->count; i++) {
+		if (seqset_has(&set_, uid ? v->msgs[i].uid : (uint32_t)i + 1))
+			uids[count++] = v->msgs[i].uid;
+	}
+	seqset_deinit(&set_);
+	struct copy_wait *w = xcalloc(1, sizeof(*w));
+	w->s = s;
+	w->move = move;
+	wait_for(s);
+	store_copy(imap_store, v->info.id, info.id, uids, count, move, conn_loop(s->conn),
+		   copy_done, w);
+	free(uids);
+}
+
+static void cmd_copy(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	copy_cmd(s, a, n, false, false);
+}
+
+static void cmd_move(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	copy_cmd(s, a, n, false, true);
+}
+
 static void cmd_fetch(struct imap_session *s, const struct imap_arg *a, size_t n)
 {
 	imap_cmd_fetch(s, NULL, a, n, false);
@@ -919,6 +1216,10 @@ static void cmd_uid(struct imap_session *s, const struct imap_arg *a, size_t n)
 		imap_cmd_fetch(s, NULL, a + 1, n - 1, true);
 	} else if (str_ieq(sub, "STORE")) {
 		store_cmd(s, a + 1, n - 1, true);
+	} else if (str_ieq(sub, "COPY")) {
+		copy_cmd(s, a + 1, n - 1, true, false);
+	} else if (str_ieq(sub, "MOVE")) {
+		copy_cmd(s, a + 1, n - 1, true, true);
 	} else if (str_ieq(sub, "EXPUNGE")) {
 		struct seqset set;
 		if (n != 2 || imap_seqset(s, arg_str(a, n, 1) ? a[1].str : "", true, &set) < 0) {
@@ -1002,6 +1303,13 @@ static const struct imap_cmd commands[] = {
 	{ "SELECT", AUTHED, cmd_select },
 	{ "EXAMINE", AUTHED, cmd_examine },
 	{ "IDLE", AUTHED, cmd_idle },
+	{ "CREATE", AUTHED, cmd_create },
+	{ "DELETE", AUTHED, cmd_delete },
+	{ "RENAME", AUTHED, cmd_rename },
+	{ "SUBSCRIBE", AUTHED, cmd_subscribe },
+	{ "UNSUBSCRIBE", AUTHED, cmd_unsubscribe },
+	{ "COPY", IMAP_SELECTED, cmd_copy },
+	{ "MOVE", IMAP_SELECTED, cmd_move },
 	{ "CHECK", IMAP_SELECTED, cmd_check },
 	{ "CLOSE", IMAP_SELECTED, cmd_close },
 	{ "UNSELECT", IMAP_SELECTED, cmd_unselect },

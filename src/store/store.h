@@ -265,6 +265,40 @@ void store_flags_update(struct store *s, int64_t mailbox_id, const uint32_t *uid
  * mailboxes may share a number (then one wakes for nothing). */
 uint64_t store_mailbox_version(int64_t mailbox_id);
 
+/* Results of the mailbox-changing writes below, given to done. */
+#define STORE_OK 0
+#define STORE_FAILED (-1)	/* the database failed */
+#define STORE_EXISTS (-2)	/* the target name is taken */
+#define STORE_NOT_FOUND (-3)	/* no such mailbox */
+#define STORE_REFUSED (-4)	/* not allowed (e.g. deleting INBOX) */
+
+/* Mailbox management for IMAP; names are UTF-8, "/" separates levels.
+ * Each is one transaction in the writer; done gets a STORE_* result. */
+void store_mailbox_create(struct store *s, int64_t account_id, const char *name,
+			  struct loop *loop, store_done_fn *done, void *arg);
+/* Deletes the mailbox and its messages (not INBOX, not its children). */
+void store_mailbox_delete(struct store *s, int64_t account_id, const char *name,
+			  struct loop *loop, store_done_fn *done, void *arg);
+/* Renames old (and every "old/..." below it) to new. Renaming INBOX moves
+ * its messages to a new mailbox and leaves INBOX empty (RFC 9051 6.3.6). */
+void store_mailbox_rename(struct store *s, int64_t account_id, const char *old,
+			  const char *new_name, struct loop *loop, store_done_fn *done,
+			  void *arg);
+void store_mailbox_subscribe(struct store *s, int64_t account_id, const char *name,
+			     bool subscribed, struct loop *loop, store_done_fn *done,
+			     void *arg);
+
+/* Copies (or moves, RFC 6851) messages by UID to another mailbox of the
+ * same account in one transaction: the new entries share the body files.
+ * done gets the destination's UIDVALIDITY and the UID pairs (RFC 4315
+ * COPYUID), valid during the call only. */
+typedef void store_copy_done_fn(void *arg, int result, uint32_t uidvalidity,
+				const uint32_t *src_uids, const uint32_t *dst_uids,
+				size_t count);
+void store_copy(struct store *s, int64_t src_mailbox, int64_t dst_mailbox,
+		const uint32_t *uids, size_t count, bool move, struct loop *loop,
+		store_copy_done_fn *done, void *arg);
+
 /* Opens a message's body file for reading. Returns an fd or -1 (errno). */
 int store_msg_open(struct store *s, const struct store_msg *m);
 
