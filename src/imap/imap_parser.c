@@ -47,7 +47,14 @@ struct imap_parser {
 	struct imap_command cmd;
 	const char *error;
 	bool have_tag;
+	struct imap_literal_sink sink;
+	bool streaming;		/* the literal being read goes to the sink */
 };
+
+void imap_parser_set_sink(struct imap_parser *p, const struct imap_literal_sink *sink)
+{
+	p->sink = *sink;
+}
 
 struct imap_parser *imap_parser_new(const struct imap_parser_limits *limits)
 {
@@ -189,6 +196,11 @@ static int add_arg(struct imap_parser *p, enum imap_arg_type type)
 			memcpy(a->str, p->tok.data, p->tok.len);
 		a->str[p->tok.len] = '\0';
 		a->literal8 = type == IMAP_ARG_LITERAL && p->literal8;
+		if (type == IMAP_ARG_LITERAL && p->streaming) {
+			a->streamed = true;
+			a->len = (size_t)p->literal_size;
+			p->streaming = false;
+		}
 	}
 	buf_reset(&p->tok);
 	return 0;
@@ -226,7 +238,10 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *p, const char *data,
 			size_t n = len - i;
 			if (n > p->literal_left)
 				n = (size_t)p->literal_left;
-			buf_append(&p->tok, data + i, n);
+			if (p->streaming)
+				(void)p->sink.write(p->sink.ctx, data + i, n);
+			else
+				buf_append(&p->tok, data + i, n);
 			i += n;
 			p->literal_left -= n;
 			if (p->literal_left == 0) {
@@ -461,7 +476,12 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *p, const char *data,
 				break;
 			}
 			p->line_len = 0;
-			if (p->literal_size > p->lim.literal_max) {
+			p->streaming = false;
+			if (p->literal_size > p->lim.literal_max && p->sink.want != NULL &&
+			    p->literal_size <= p->sink.stream_max && p->depth == 0 &&
+			    p->sink.want(p->sink.ctx, p->cmd.name, p->literal_size))
+				p->streaming = true;
+			if (p->literal_size > p->lim.literal_max && !p->streaming) {
 				if (p->literal_sync) {
 					/* The client sends nothing until "+":
 					 * the command ends here. */

@@ -31,6 +31,7 @@ enum imap_arg_type {
 struct imap_arg {
 	enum imap_arg_type type;
 	bool literal8;		/* "~{n}" (binary) */
+	bool streamed;		/* a literal handed to the sink: len bytes, str "" */
 	size_t len;		/* bytes of str, or items of list */
 	char *str;		/* NUL-terminated (literals may hold NUL too) */
 	struct imap_arg *list;	/* IMAP_ARG_LIST */
@@ -87,6 +88,18 @@ uint64_t imap_parser_literal_size(struct imap_parser *p);
 void imap_parser_reset(struct imap_parser *p);
 /* Whether the line being parsed is at its very start (nothing read yet). */
 bool imap_parser_idle(struct imap_parser *p);
+
+/* Where large literals may go instead of memory (IMAP APPEND): when a
+ * literal over literal_max starts, want() is asked with the command's name
+ * and the size (at most stream_max); if it says yes, the bytes go to write()
+ * as they arrive and the argument is marked streamed. */
+struct imap_literal_sink {
+	bool (*want)(void *ctx, const char *command, uint64_t size);
+	int (*write)(void *ctx, const char *data, size_t len);
+	void *ctx;
+	uint64_t stream_max;
+};
+void imap_parser_set_sink(struct imap_parser *p, const struct imap_literal_sink *sink);
 
 /* Helpers for commands. */
 bool imap_arg_is_string(const struct imap_arg *a);	/* atom, quoted or literal */

@@ -56,6 +56,9 @@ struct imap_session {
 	struct event *idle_timer;
 	struct imap_fetch *fetch;	/* a FETCH being written */
 	struct seqset silent;	/* STORE .SILENT: UIDs not to echo */
+	struct store_delivery *append;	/* APPEND's message being received */
+	bool append_failed;
+	uint32_t append_uidvalidity, append_uid;
 };
 
 extern const struct config *imap_cfg;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 
@@ -252,6 +253,7 @@ int imap_seqset(struct imap_session *s, const char *arg, bool uid, struct seqset
 
 static void session_free(struct imap_session *s)
 {
+	store_delivery_abort(&s->append);
 	imap_fetch_free(&s->fetch);
 	imap_parser_free(&s->parser);
 	sasl_free(&s->sasl);
@@ -887,6 +889,158 @@ static void cmd_unsubscribe(struct imap_session *s, const struct imap_arg *a, si
 	subscribe(s, a, n, false);
 }
 
+/* ---- APPEND (RFC 9051 6.3.12) ---- */
+
+/* The parser asks before a large literal: APPEND's message goes straight
+ * into a new body file instead of memory. */
+static bool append_want(void *ctx, const char *command, uint64_t size)
+{
+	struct imap_session *s = ctx;
+	if (command == NULL || !str_ieq(command, "APPEND") || !(s->state & (IMAP_AUTH | IMAP_SELECTED)))
+		return false;
+	store_delivery_abort(&s->append);
+	char *error = NULL;
+	s->append = store_delivery_new(imap_store, &error);
+	if (s->append == NULL) {
+		log_error("event=append_start_failed error=\"%s\"", error);
+		free(error);
+		return false;
+	}
+	s->append_failed = false;
+	return true;
+}
+
+static int append_write(void *ctx, const char *data, size_t len)
+{
+	struct imap_session *s = ctx;
+	if (s->append && store_delivery_write(s->append, data, len) < 0)
+		s->append_failed = true;
+	return 0;
+}
+
+static void append_done(void *arg, int result)
+{
+	struct imap_session *s = arg;
+	if (s->conn != NULL) {
+		if (result == 0) {
+			/* The new message shows in the selected mailbox at once. */
+			imap_sync(s, false);
+			imap_tagged(s, "OK", "[APPENDUID %u %u] APPEND completed",
+				    s->append_uidvalidity, s->append_uid);
+		} else {
+			imap_tagged(s, "NO", "[SERVERBUG] APPEND failed");
+		}
+	}
+	imap_command_done(s);
+}
+
+static int parse_internaldate(const char *v, int64_t *t_r)
+{
+	/* date-time = DQUOTE date-day-fixed "-" date-month "-" date-year SP
+	 * time SP zone DQUOTE, e.g. " 7-Nov-2026 08:05:56 +0900" */
+	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+		"Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	int day, year, hh, mm, ss, zone;
+	char mon[4], sign;
+	if (sscanf(v, "%2d-%3s-%4d %2d:%2d:%2d %c%4d", &day, mon, &year, &hh, &mm, &ss,
+		   &sign, &zone) != 8 || (sign != '+' && sign != '-'))
+		return -1;
+	int m = -1;
+	for (int i = 0; i < 12; i++) {
+		if (str_ieq(mon, months[i]))
+			m = i;
+	}
+	if (m < 0 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || year < 1970 ||
+	    zone % 100 > 59 || zone > 2400)
+		return -1;
+	struct tm tm = { .tm_sec = ss, .tm_min = mm, .tm_hour = hh, .tm_mday = day,
+			 .tm_mon = m, .tm_year = year - 1900 };
+	int64_t t = (int64_t)timegm(&tm);
+	int64_t off = (zone / 100) * 3600 + (zone % 100) * 60;
+	*t_r = sign == '+' ? t - off : t + off;
+	return 0;
+}
+
+/* Flags of a list: system flags as bits, keywords space-separated.
+ * Returns 0 or -1 (an unknown system flag). */
+static int parse_flag_list(const struct imap_arg *fl, size_t fn, uint32_t *bits_r,
+			   struct buf *kw);
+
+static void cmd_append(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	const char *mbox = arg_str(a, n, 0);
+	size_t i = 1;
+	uint32_t flags = 0;
+	int64_t date = time_now_ms() / 1000;
+	struct buf kw;
+	buf_init(&kw, 0);
+	const char *why = NULL;
+	if (mbox == NULL || n < 2)
+		why = "Syntax: APPEND mailbox [(flags)] [date-time] message";
+	if (!why && i < n && a[i].type == IMAP_ARG_LIST) {
+		if (parse_flag_list(a[i].list, a[i].len, &flags, &kw) < 0)
+			why = "Invalid flag";
+		i++;
+	}
+	if (!why && i < n && a[i].type == IMAP_ARG_QUOTED) {
+		if (parse_internaldate(a[i].str, &date) < 0)
+			why = "Invalid date-time";
+		i++;
+	}
+	if (!why && (i + 1 != n || a[i].type != IMAP_ARG_LITERAL))
+		why = "Syntax: APPEND mailbox [(flags)] [date-time] literal";
+	if (why) {
+		store_delivery_abort(&s->append);
+		buf_deinit(&kw);
+		imap_tagged(s, "BAD", "%s", why);
+		return;
+	}
+	char *name = decode_name(s, mbox);
+	if (name == NULL) {
+		store_delivery_abort(&s->append);
+		buf_deinit(&kw);
+		return;
+	}
+	struct store_mailbox_info info;
+	int r = store_mailbox_get(imap_reader(), s->account_id, name, &info);
+	free(name);
+	if (r <= 0 || a[i].len == 0) {
+		store_delivery_abort(&s->append);
+		buf_deinit(&kw);
+		imap_tagged(s, "NO", r < 0 ? "[SERVERBUG] Cannot open the mailbox" :
+			    r == 0 ? "[TRYCREATE] No such mailbox" : "Empty message");
+		return;
+	}
+	if (a[i].len > imap_cfg->max_message_size) {
+		store_delivery_abort(&s->append);
+		buf_deinit(&kw);
+		imap_tagged(s, "NO", "[TOOBIG] Message too big");
+		return;
+	}
+	if (!a[i].streamed) {
+		char *error = NULL;
+		store_delivery_abort(&s->append);
+		s->append = store_delivery_new(imap_store, &error);
+		s->append_failed = s->append == NULL;
+		free(error);
+		if (s->append)
+			append_write(s, a[i].str, a[i].len);
+	}
+	if (s->append == NULL || s->append_failed) {
+		store_delivery_abort(&s->append);
+		buf_deinit(&kw);
+		imap_tagged(s, "NO", "[SERVERBUG] Cannot store the message");
+		return;
+	}
+	struct store_delivery *d = s->append;
+	s->append = NULL;
+	store_delivery_add_mailbox(d, info.id, flags, kw.len ? kw.data : NULL, date,
+				   &s->append_uidvalidity, &s->append_uid);
+	buf_deinit(&kw);
+	wait_for(s);
+	store_delivery_commit(d, conn_loop(s->conn), append_done, s);
+}
+
 /* ---- selected ---- */
 
 static void cmd_check(struct imap_session *s, const struct imap_arg *a, size_t n)
@@ -1028,30 +1182,10 @@ static void store_cmd(struct imap_session *s, const struct imap_arg *a, size_t n
 	uint32_t bits = 0;
 	struct buf kw;
 	buf_init(&kw, 0);
-	for (size_t i = 0; i < fn; i++) {
-		if (fl[i].type != IMAP_ARG_ATOM) {
-			buf_deinit(&kw);
-			imap_tagged(s, "BAD", "Flags are atoms");
-			return;
-		}
-		const char *f = fl[i].str;
-		bool known = false;
-		for (size_t k = 0; k < ARRAY_SIZE(system_flags); k++) {
-			if (str_ieq(f, system_flags[k].name)) {
-				bits |= system_flags[k].bit;
-				known = true;
-			}
-		}
-		if (known)
-			continue;
-		if (f[0] == '\\' || strpbrk(f, "[]%*") != NULL) {
-			buf_deinit(&kw);
-			imap_tagged(s, "BAD", "Invalid flag %s", f[0] == '\\' ? "(unknown system flag)" : "");
-			return;
-		}
-		if (kw.len)
-			buf_append_c(&kw, ' ');
-		buf_append_str(&kw, f);
+	if (parse_flag_list(fl, fn, &bits, &kw) < 0) {
+		buf_deinit(&kw);
+		imap_tagged(s, "BAD", "Invalid flag");
+		return;
 	}
 	struct seqset set_;
 	if (imap_seqset(s, set, uid, &set_) < 0) {
@@ -1080,6 +1214,34 @@ static void store_cmd(struct imap_session *s, const struct imap_arg *a, size_t n
 			   kw.len ? kw.data : NULL, conn_loop(s->conn), store_done, s);
 	free(uids);
 	buf_deinit(&kw);
+}
+
+static int parse_flag_list(const struct imap_arg *fl, size_t fn, uint32_t *bits_r,
+			   struct buf *kw)
+{
+	uint32_t bits = 0;
+	for (size_t i = 0; i < fn; i++) {
+		if (fl[i].type != IMAP_ARG_ATOM)
+			return -1;
+		const char *f = fl[i].str;
+		bool known = false;
+		for (size_t k = 0; k < ARRAY_SIZE(system_flags); k++) {
+			if (str_ieq(f, system_flags[k].name)) {
+				bits |= system_flags[k].bit;
+				known = true;
+			}
+		}
+		if (known)
+			continue;
+		/* \Recent cannot be set; other system flags do not exist. */
+		if (f[0] == '\\' || strpbrk(f, "[]%*") != NULL)
+			return -1;
+		if (kw->len)
+			buf_append_c(kw, ' ');
+		buf_append_str(kw, f);
+	}
+	*bits_r = bits;
+	return 0;
 }
 
 static void cmd_store(struct imap_session *s, const struct imap_arg *a, size_t n)
@@ -1303,6 +1465,7 @@ static const struct imap_cmd commands[] = {
 	{ "SELECT", AUTHED, cmd_select },
 	{ "EXAMINE", AUTHED, cmd_examine },
 	{ "IDLE", AUTHED, cmd_idle },
+	{ "APPEND", AUTHED, cmd_append },
 	{ "CREATE", AUTHED, cmd_create },
 	{ "DELETE", AUTHED, cmd_delete },
 	{ "RENAME", AUTHED, cmd_rename },
@@ -1407,12 +1570,14 @@ static void on_read(struct conn *c)
 			run_command(s, imap_parser_command(s->parser));
 			break;
 		case IMAP_PARSE_ERROR:
+			store_delivery_abort(&s->append);
 			free(s->tag);
 			s->tag = xstrdup(imap_parser_error_tag(s->parser));
 			imap_tagged(s, "BAD", "%s", imap_parser_error(s->parser));
 			xfree(&s->tag);
 			break;
 		case IMAP_PARSE_LITERAL_TOO_BIG:
+			store_delivery_abort(&s->append);
 			free(s->tag);
 			s->tag = xstrdup(imap_parser_error_tag(s->parser));
 			imap_tagged(s, "NO", "[TOOBIG] Literal too big");
@@ -1434,6 +1599,8 @@ static void on_open(struct conn *c)
 		.depth_max = IMAP_DEPTH_MAX,
 	};
 	s->parser = imap_parser_new(&lim);
+	struct imap_literal_sink sink = { append_want, append_write, s, imap_cfg->max_message_size };
+	imap_parser_set_sink(s->parser, &sink);
 	conn_set_data(c, s);
 	conn_set_timeout(c, IMAP_LOGIN_TIMEOUT_S);
 	struct buf b;

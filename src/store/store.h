@@ -329,6 +329,14 @@ void store_delivery_set_sender(struct store_delivery *d, const char *sender);
  * that led there (for Delivered-To). Adding one account twice delivers once. */
 void store_delivery_add_local(struct store_delivery *d, int64_t account_id,
 			      const char *rcpt);
+/* IMAP APPEND: the message goes into this mailbox with these flags and
+ * internal date, without per-recipient header lines. After a successful
+ * commit, *uidvalidity_r and *uid_r (owned by the caller, who must keep them
+ * alive until done runs) hold where it went (RFC 4315 APPENDUID). */
+void store_delivery_add_mailbox(struct store_delivery *d, int64_t mailbox_id,
+				uint32_t flags, const char *keywords, int64_t internaldate,
+				uint32_t *uidvalidity_r, uint32_t *uid_r);
+
 /* A remote recipient: the message waits in the queue for it. */
 void store_delivery_add_remote(struct store_delivery *d, const char *rcpt);
 

@@ -45,6 +45,12 @@ struct store_delivery {
 	char **remotes;
 	size_t remote_count;
 	char *hdr_from, *hdr_subject, *hdr_date, *hdr_message_id;
+	/* APPEND */
+	int64_t append_mailbox;
+	uint32_t append_flags;
+	char *append_keywords;
+	int64_t append_date;
+	uint32_t *append_uidvalidity_r, *append_uid_r;
 	int64_t *touched;	/* mailboxes written, to wake their readers */
 	size_t touched_count;
 
@@ -150,6 +156,19 @@ void store_delivery_add_local(struct store_delivery *d, int64_t account_id,
 	d->local_count++;
 }
 
+void store_delivery_add_mailbox(struct store_delivery *d, int64_t mailbox_id,
+				uint32_t flags, const char *keywords, int64_t internaldate,
+				uint32_t *uidvalidity_r, uint32_t *uid_r)
+{
+	d->append_mailbox = mailbox_id;
+	d->append_flags = flags;
+	free(d->append_keywords);
+	d->append_keywords = keywords && *keywords ? xstrdup(keywords) : NULL;
+	d->append_date = internaldate;
+	d->append_uidvalidity_r = uidvalidity_r;
+	d->append_uid_r = uid_r;
+}
+
 void store_delivery_add_remote(struct store_delivery *d, const char *rcpt)
 {
 	for (size_t i = 0; i < d->remote_count; i++) {
@@ -180,6 +199,7 @@ static void delivery_free(struct store_delivery *d)
 	free(d->hdr_date);
 	free(d->hdr_message_id);
 	free(d->touched);
+	free(d->append_keywords);
 	free(d);
 }
 
@@ -305,6 +325,43 @@ static int delivery_apply(struct store_job *job, sqlite3 *db)
 		log_info("event=delivered queue_id=%s rcpt=%s mailbox=INBOX uid=%lld size=%llu",
 			 d->queue_id, d->locals[i].rcpt, (long long)uid,
 			 (unsigned long long)d->size);
+	}
+	if (d->append_mailbox > 0) {
+		sqlite3_stmt *up = NULL, *ins = NULL;
+		int ok = sqlite3_prepare_v2(db,
+				"UPDATE mailboxes SET uidnext = uidnext + 1,"
+				" highestmodseq = highestmodseq + 1 WHERE id = ?"
+				" RETURNING uidnext - 1, highestmodseq, uidvalidity", -1, &up, NULL) == SQLITE_OK &&
+			 sqlite3_prepare_v2(db,
+				"INSERT INTO mail (mailbox_id, uid, message_id, flags, keywords,"
+				" modseq, internaldate, savedate) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+				-1, &ins, NULL) == SQLITE_OK;
+		if (ok) {
+			sqlite3_bind_int64(up, 1, d->append_mailbox);
+			ok = sqlite3_step(up) == SQLITE_ROW;
+		}
+		if (ok) {
+			int64_t uid = sqlite3_column_int64(up, 0);
+			*d->append_uid_r = (uint32_t)uid;
+			*d->append_uidvalidity_r = (uint32_t)sqlite3_column_int64(up, 2);
+			sqlite3_bind_int64(ins, 1, d->append_mailbox);
+			sqlite3_bind_int64(ins, 2, uid);
+			sqlite3_bind_int64(ins, 3, message_id);
+			sqlite3_bind_int64(ins, 4, d->append_flags);
+			bind_text_or_null(ins, 5, d->append_keywords);
+			sqlite3_bind_int64(ins, 6, sqlite3_column_int64(up, 1));
+			sqlite3_bind_int64(ins, 7, d->append_date);
+			sqlite3_bind_int64(ins, 8, d->received);
+			ok = sqlite3_step(ins) == SQLITE_DONE;
+		}
+		sqlite3_finalize(up);
+		sqlite3_finalize(ins);
+		if (!ok)
+			goto out;
+		d->touched = xrealloc(d->touched, (d->touched_count + 1) * sizeof(*d->touched));
+		d->touched[d->touched_count++] = d->append_mailbox;
+		log_info("event=appended queue_id=%s mailbox_id=%lld uid=%u size=%llu", d->queue_id,
+			 (long long)d->append_mailbox, *d->append_uid_r, (unsigned long long)d->size);
 	}
 	for (size_t i = 0; i < d->remote_count; i++) {
 		sqlite3_reset(queue);
