@@ -79,6 +79,9 @@ void imap_append_flags(struct buf *b, const struct store_msg *m);
 /* A sequence set argument against the view (uid: UIDs). */
 int imap_seqset(struct imap_session *s, const char *arg, bool uid, struct seqset *set_r);
 
+/* imap_search.c */
+void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, size_t n, bool uid);
+
 /* imap_fetch.c */
 void imap_cmd_fetch(struct imap_session *s, const struct imap_command *c,
 		    const struct imap_arg *args, size_t argc, bool uid);

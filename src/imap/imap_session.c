@@ -1364,6 +1364,11 @@ static void cmd_move(struct imap_session *s, const struct imap_arg *a, size_t n)
 	copy_cmd(s, a, n, false, true);
 }
 
+static void cmd_search(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	imap_cmd_search(s, a, n, false);
+}
+
 static void cmd_fetch(struct imap_session *s, const struct imap_arg *a, size_t n)
 {
 	imap_cmd_fetch(s, NULL, a, n, false);
@@ -1378,6 +1383,8 @@ static void cmd_uid(struct imap_session *s, const struct imap_arg *a, size_t n)
 		imap_cmd_fetch(s, NULL, a + 1, n - 1, true);
 	} else if (str_ieq(sub, "STORE")) {
 		store_cmd(s, a + 1, n - 1, true);
+	} else if (str_ieq(sub, "SEARCH")) {
+		imap_cmd_search(s, a + 1, n - 1, true);
 	} else if (str_ieq(sub, "COPY")) {
 		copy_cmd(s, a + 1, n - 1, true, false);
 	} else if (str_ieq(sub, "MOVE")) {
@@ -1478,6 +1485,7 @@ static const struct imap_cmd commands[] = {
 	{ "UNSELECT", IMAP_SELECTED, cmd_unselect },
 	{ "EXPUNGE", IMAP_SELECTED, cmd_expunge },
 	{ "FETCH", IMAP_SELECTED, cmd_fetch },
+	{ "SEARCH", IMAP_SELECTED, cmd_search },
 	{ "STORE", IMAP_SELECTED, cmd_store },
 	{ "UID", IMAP_SELECTED, cmd_uid },
 };

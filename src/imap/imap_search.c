@@ -1,0 +1,432 @@
+/* SEARCH and UID SEARCH (RFC 9051 6.4.4, RFC 3501 6.4.4).
+ *
+ * The keys become a tree, evaluated for each message of the view. Keys on
+ * flags, sizes, dates of arrival, UIDs and message numbers use the view
+ * alone; header and text keys read the message (once per message, and only
+ * when the cheap keys leave it undecided). Matching is case-insensitive
+ * substring matching (RFC 9051 6.4.4) on the raw header values and text;
+ * encoded words and transfer encodings are not decoded yet, and TEXT/BODY
+ * are not indexed yet (SQLite FTS5 is planned): said in docs/design.md. */
+#include "imap/imap_private.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "mime/header.h"
+#include "net/net.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEARCH_DEPTH_MAX 32
+
+enum skey_type {
+	K_ALL, K_FLAG, K_UNFLAG, K_KEYWORD, K_UNKEYWORD, K_LARGER, K_SMALLER,
+	K_BEFORE, K_ON, K_SINCE, K_SENTBEFORE, K_SENTON, K_SENTSINCE,
+	K_HEADER, K_BODY, K_TEXT, K_UID, K_SEQ, K_NOT, K_OR, K_AND, K_NONE,
+};
+
+struct skey {
+	enum skey_type type;
+	uint32_t flag;
+	uint64_t number;
+	int64_t day;		/* days since the epoch */
+	char *field;		/* K_HEADER */
+	char *value;
+	struct seqset set;
+	struct skey *a, *b;	/* NOT: a; OR: a, b; AND: list in a, chained by b */
+	struct skey *next;
+};
+
+static void skey_free(struct skey *k)
+{
+	while (k) {
+		struct skey *next = k->next;
+		skey_free(k->a);
+		skey_free(k->b);
+		free(k->field);
+		free(k->value);
+		seqset_deinit(&k->set);
+		free(k);
+		k = next;
+	}
+}
+
+struct sparser {
+	struct imap_session *s;
+	const struct imap_arg *args;
+	size_t n, pos;
+	bool uid;
+	const char *error;
+};
+
+static const char *next_string(struct sparser *p)
+{
+	if (p->pos >= p->n || !imap_arg_is_string(&p->args[p->pos]))
+		return NULL;
+	return p->args[p->pos++].str;
+}
+
+/* "1-Feb-1994" (RFC 9051 date) to days since the epoch. */
+static int parse_day(const char *v, int64_t *day_r)
+{
+	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+		"Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	int d, y;
+	char mon[4];
+	if (sscanf(v, "%2d-%3s-%4d", &d, mon, &y) != 3 || d < 1 || d > 31 || y < 1900)
+		return -1;
+	for (int m = 0; m < 12; m++) {
+		if (str_ieq(mon, months[m])) {
+			struct tm tm = { .tm_mday = d, .tm_mon = m, .tm_year = y - 1900 };
+			*day_r = (int64_t)timegm(&tm) / 86400;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static struct skey *parse_key(struct sparser *p, int depth);
+
+static struct skey *parse_list(struct sparser *p, const struct imap_arg *args, size_t n,
+			       int depth)
+{
+	struct sparser sub = { p->s, args, n, 0, p->uid, NULL };
+	struct skey *head = NULL, **tail = &head;
+	while (sub.pos < sub.n) {
+		struct skey *k = parse_key(&sub, depth + 1);
+		if (k == NULL) {
+			p->error = sub.error;
+			skey_free(head);
+			return NULL;
+		}
+		*tail = k;
+		tail = &k->next;
+	}
+	if (head == NULL) {
+		p->error = "empty search key list";
+		return NULL;
+	}
+	struct skey *and = xcalloc(1, sizeof(*and));
+	and->type = K_AND;
+	and->a = head;
+	return and;
+}
+
+static const struct {
+	const char *name;
+	enum skey_type type;
+	uint32_t flag;
+} flag_keys[] = {
+	{ "ANSWERED", K_FLAG, STORE_FLAG_ANSWERED }, { "DELETED", K_FLAG, STORE_FLAG_DELETED },
+	{ "DRAFT", K_FLAG, STORE_FLAG_DRAFT }, { "FLAGGED", K_FLAG, STORE_FLAG_FLAGGED },
+	{ "SEEN", K_FLAG, STORE_FLAG_SEEN }, { "OLD", K_ALL, 0 },
+	{ "UNANSWERED", K_UNFLAG, STORE_FLAG_ANSWERED },
+	{ "UNDELETED", K_UNFLAG, STORE_FLAG_DELETED }, { "UNDRAFT", K_UNFLAG, STORE_FLAG_DRAFT },
+	{ "UNFLAGGED", K_UNFLAG, STORE_FLAG_FLAGGED }, { "UNSEEN", K_UNFLAG, STORE_FLAG_SEEN },
+	/* \Recent is not kept: no message is new or recent to anyone. */
+	{ "NEW", K_NONE, 0 }, { "RECENT", K_NONE, 0 },
+};
+
+static const struct {
+	const char *name;
+	enum skey_type type;
+} date_keys[] = {
+	{ "BEFORE", K_BEFORE }, { "ON", K_ON }, { "SINCE", K_SINCE },
+	{ "SENTBEFORE", K_SENTBEFORE }, { "SENTON", K_SENTON }, { "SENTSINCE", K_SENTSINCE },
+};
+
+static struct skey *parse_key(struct sparser *p, int depth)
+{
+	if (depth > SEARCH_DEPTH_MAX) {
+		p->error = "search keys nested too deep";
+		return NULL;
+	}
+	if (p->pos >= p->n) {
+		p->error = "missing search key";
+		return NULL;
+	}
+	const struct imap_arg *a = &p->args[p->pos];
+	if (a->type == IMAP_ARG_LIST) {
+		p->pos++;
+		return parse_list(p, a->list, a->len, depth);
+	}
+	if (a->type != IMAP_ARG_ATOM) {
+		p->error = "invalid search key";
+		return NULL;
+	}
+	const char *w = a->str;
+	p->pos++;
+	struct skey *k = xcalloc(1, sizeof(*k));
+	for (size_t i = 0; i < ARRAY_SIZE(flag_keys); i++) {
+		if (str_ieq(w, flag_keys[i].name)) {
+			k->type = flag_keys[i].type;
+			k->flag = flag_keys[i].flag;
+			return k;
+		}
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(date_keys); i++) {
+		if (str_ieq(w, date_keys[i].name)) {
+			const char *v = next_string(p);
+			if (v == NULL || parse_day(v, &k->day) < 0) {
+				p->error = "invalid date";
+				goto bad;
+			}
+			k->type = date_keys[i].type;
+			return k;
+		}
+	}
+	if (str_ieq(w, "ALL")) {
+		k->type = K_ALL;
+	} else if (str_ieq(w, "KEYWORD") || str_ieq(w, "UNKEYWORD")) {
+		const char *v = next_string(p);
+		if (v == NULL) {
+			p->error = "missing keyword";
+			goto bad;
+		}
+		k->type = w[0] == 'K' || w[0] == 'k' ? K_KEYWORD : K_UNKEYWORD;
+		k->value = xstrdup(v);
+	} else if (str_ieq(w, "LARGER") || str_ieq(w, "SMALLER")) {
+		const char *v = next_string(p);
+		if (v == NULL || str_to_u64(v, &k->number) < 0) {
+			p->error = "invalid number";
+			goto bad;
+		}
+		k->type = str_ieq(w, "LARGER") ? K_LARGER : K_SMALLER;
+	} else if (str_ieq(w, "FROM") || str_ieq(w, "TO") || str_ieq(w, "CC") ||
+		   str_ieq(w, "BCC") || str_ieq(w, "SUBJECT")) {
+		const char *v = next_string(p);
+		if (v == NULL) {
+			p->error = "missing search string";
+			goto bad;
+		}
+		k->type = K_HEADER;
+		k->field = xstrdup(w);
+		k->value = xstrdup(v);
+	} else if (str_ieq(w, "HEADER")) {
+		const char *f = next_string(p), *v = f ? next_string(p) : NULL;
+		if (v == NULL) {
+			p->error = "HEADER needs a field name and a string";
+			goto bad;
+		}
+		k->type = K_HEADER;
+		k->field = xstrdup(f);
+		k->value = xstrdup(v);
+	} else if (str_ieq(w, "BODY") || str_ieq(w, "TEXT")) {
+		const char *v = next_string(p);
+		if (v == NULL) {
+			p->error = "missing search string";
+			goto bad;
+		}
+		k->type = str_ieq(w, "BODY") ? K_BODY : K_TEXT;
+		k->value = xstrdup(v);
+	} else if (str_ieq(w, "UID")) {
+		const char *v = next_string(p);
+		if (v == NULL || imap_seqset(p->s, v, true, &k->set) < 0) {
+			p->error = "invalid UID set";
+			goto bad;
+		}
+		k->type = K_UID;
+	} else if (str_ieq(w, "NOT")) {
+		k->type = K_NOT;
+		if ((k->a = parse_key(p, depth + 1)) == NULL)
+			goto bad;
+	} else if (str_ieq(w, "OR")) {
+		k->type = K_OR;
+		if ((k->a = parse_key(p, depth + 1)) == NULL ||
+		    (k->b = parse_key(p, depth + 1)) == NULL)
+			goto bad;
+	} else if (imap_seqset(p->s, w, false, &k->set) == 0) {
+		k->type = K_SEQ;
+	} else {
+		p->error = "unknown search key";
+		goto bad;
+	}
+	return k;
+bad:
+	skey_free(k);
+	return NULL;
+}
+
+/* The message, read when a key needs it. */
+struct smsg {
+	struct store_msg *m;
+	uint32_t seq;
+	bool loaded;
+	struct buf text;
+	size_t hlen;
+};
+
+static void load(struct smsg *sm)
+{
+	if (sm->loaded)
+		return;
+	sm->loaded = true;
+	buf_init(&sm->text, 0);
+	buf_append(&sm->text, sm->m->prefix, sm->m->prefix_len);
+	int fd = store_msg_open(imap_store, sm->m);
+	if (fd >= 0) {
+		char chunk[65536];
+		ssize_t r;
+		while ((r = read(fd, chunk, sizeof(chunk))) > 0)
+			buf_append(&sm->text, chunk, (size_t)r);
+		close(fd);
+	}
+	sm->hlen = header_block_len(sm->text.data ? sm->text.data : "", sm->text.len);
+}
+
+static bool contains(const char *hay, size_t len, const char *needle)
+{
+	size_t n = strlen(needle);
+	if (n == 0)
+		return true;
+	for (size_t i = 0; i + n <= len; i++) {
+		if (str_nieq(hay + i, needle, n))
+			return true;
+	}
+	return false;
+}
+
+static bool header_has(struct smsg *sm, const char *field, const char *value)
+{
+	load(sm);
+	size_t pos = 0;
+	struct header_field f;
+	int r;
+	size_t flen = strlen(field);
+	while ((r = header_next(sm->text.data ? sm->text.data : "", sm->hlen, &pos, &f)) != 0) {
+		if (r < 0 || f.name_len != flen || !str_nieq(f.name, field, flen))
+			continue;
+		/* HEADER field "" matches any message with the field. */
+		if (*value == '\0')
+			return true;
+		char *v = header_unfold(f.value, f.value_len);
+		bool hit = contains(v, strlen(v), value);
+		free(v);
+		if (hit)
+			return true;
+	}
+	return false;
+}
+
+/* The Date: field's day, disregarding time and zone (RFC 9051 6.4.4). */
+static int64_t sent_day(struct smsg *sm)
+{
+	load(sm);
+	char *d = header_get(sm->text.data ? sm->text.data : "", sm->hlen, "Date");
+	int64_t day = -1;
+	if (d != NULL) {
+		const char *p = strchr(d, ',');
+		p = p ? p + 1 : d;
+		char mon[4];
+		int dd, yy;
+		static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+			"Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+		if (sscanf(p, " %d %3s %d", &dd, mon, &yy) == 3) {
+			if (yy < 50)
+				yy += 2000;	/* RFC 5322 4.3 obsolete two-digit years */
+			else if (yy < 1000)
+				yy += 1900;
+			for (int m = 0; m < 12; m++) {
+				if (str_ieq(mon, months[m])) {
+					struct tm tm = { .tm_mday = dd, .tm_mon = m, .tm_year = yy - 1900 };
+					day = (int64_t)timegm(&tm) / 86400;
+				}
+			}
+		}
+		free(d);
+	}
+	/* Without a usable Date:, the arrival day stands in (as Dovecot does). */
+	return day >= 0 ? day : sm->m->internaldate / 86400;
+}
+
+static bool keyword_set(const struct store_msg *m, const char *kw)
+{
+	size_t n = strlen(kw);
+	for (const char *p = m->keywords; p && *p;) {
+		const char *e = strchr(p, ' ');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (len == n && str_nieq(p, kw, n))
+			return true;
+		p = e ? e + 1 : NULL;
+	}
+	return false;
+}
+
+static bool match(const struct skey *k, struct smsg *sm)
+{
+	const struct store_msg *m = sm->m;
+	int64_t arrived = m->internaldate / 86400, sent;
+	switch (k->type) {
+	case K_ALL: return true;
+	case K_NONE: return false;
+	case K_FLAG: return (m->flags & k->flag) != 0;
+	case K_UNFLAG: return (m->flags & k->flag) == 0;
+	case K_KEYWORD: return keyword_set(m, k->value);
+	case K_UNKEYWORD: return !keyword_set(m, k->value);
+	case K_LARGER: return m->size > k->number;
+	case K_SMALLER: return m->size < k->number;
+	case K_BEFORE: return arrived < k->day;
+	case K_ON: return arrived == k->day;
+	case K_SINCE: return arrived >= k->day;
+	case K_SENTBEFORE: sent = sent_day(sm); return sent < k->day;
+	case K_SENTON: sent = sent_day(sm); return sent == k->day;
+	case K_SENTSINCE: sent = sent_day(sm); return sent >= k->day;
+	case K_HEADER: return header_has(sm, k->field, k->value);
+	case K_BODY:
+		load(sm);
+		return contains(sm->text.data + sm->hlen, sm->text.len - sm->hlen, k->value);
+	case K_TEXT:
+		load(sm);
+		return contains(sm->text.data ? sm->text.data : "", sm->text.len, k->value);
+	case K_UID: return seqset_has(&k->set, m->uid);
+	case K_SEQ: return seqset_has(&k->set, sm->seq);
+	case K_NOT: return !match(k->a, sm);
+	case K_OR: return match(k->a, sm) || match(k->b, sm);
+	case K_AND:
+		for (const struct skey *c = k->a; c; c = c->next) {
+			if (!match(c, sm))
+				return false;
+		}
+		return true;
+	}
+	return false;
+}
+
+void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, size_t n, bool uid)
+{
+	size_t start = 0;
+	if (n >= 2 && a[0].type == IMAP_ARG_ATOM && str_ieq(a[0].str, "CHARSET")) {
+		/* RFC 9051 6.4.4: UTF-8 (and US-ASCII, its subset) only. */
+		if (!imap_arg_is_string(&a[1]) ||
+		    !(str_ieq(a[1].str, "UTF-8") || str_ieq(a[1].str, "US-ASCII"))) {
+			imap_tagged(s, "NO", "[BADCHARSET (UTF-8)] Unsupported charset");
+			return;
+		}
+		start = 2;
+	}
+	struct sparser p = { s, a, n, start, uid, NULL };
+	struct skey *root = parse_list(&p, a + start, n - start, 0);
+	if (root == NULL) {
+		imap_tagged(s, "BAD", "%s", p.error ? p.error : "invalid search");
+		return;
+	}
+	struct buf out;
+	buf_init(&out, 0);
+	buf_append_str(&out, "* SEARCH");
+	struct imap_view *v = &s->view;
+	for (size_t i = 0; i < v->count; i++) {
+		struct smsg sm = { .m = &v->msgs[i], .seq = (uint32_t)i + 1 };
+		if (match(root, &sm))
+			buf_printf(&out, " %u", uid ? v->msgs[i].uid : (uint32_t)i + 1);
+		if (sm.loaded)
+			buf_deinit(&sm.text);
+	}
+	skey_free(root);
+	imap_reply(s, "%s", out.data);
+	buf_deinit(&out);
+	/* No EXPUNGE during SEARCH (RFC 9051 7.5.1). */
+	imap_sync(s, false);
+	imap_tagged(s, "OK", "SEARCH completed");
+}
