@@ -34,13 +34,12 @@
 #include "mime/mime.h"
 #include "mime/mime_private.h"
 #include "mime/header.h"
+#include "mime/decode.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <iconv.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,20 +328,31 @@ static int rp_domain(struct rp *rp, struct buf *str)
 	return -1;
 }
 
-/* type "/" subtype (RFC 2045 5.1) into str. */
+/* type "/" subtype (RFC 2045 5.1) into str, as Dovecot 2.3 reads it:
+ * anything but a ";" after the subtype, an empty type or subtype make the
+ * whole value invalid and str empty; a lone type at the end stays (and is
+ * a text part when it is "text"). Returns 1 or 0 (end) when valid. */
 static int rp_content_type(struct rp *rp, struct buf *str)
 {
 	if (rp_skip_lwsp(rp) <= 0)
 		return -1;
-	if (rp_token(rp, str) <= 0)
+	int ret = rp_token(rp, str);
+	if (ret <= 0)
 		return -1;
-	if (*rp->data != '/')
-		return -1;
+	if (str->len == 0 || *rp->data != '/')
+		goto invalid;
 	rp->data++;
 	if (rp_skip_lwsp(rp) <= 0)
-		return -1;
+		goto invalid;
 	buf_append_c(str, '/');
-	return rp_token(rp, str);
+	size_t type_len = str->len;
+	ret = rp_token(rp, str);
+	if (ret < 0 || str->len == type_len || (ret > 0 && *rp->data != ';'))
+		goto invalid;
+	return ret;
+invalid:
+	buf_reset(str);
+	return -1;
 }
 
 /* ";" attribute "=" value. Returns 1 with key and value, 0 at the end,
@@ -828,11 +838,6 @@ static uint32_t addresses_parse(struct mime_message *msg, const char *value, siz
 /* ---------------------------------------------------------------------- */
 /* The parser */
 
-/* A position with the line counts of the input before it. */
-struct cpos {
-	uint64_t pos, lf, bare;
-};
-
 struct boundary {
 	uint32_t part;
 	uint32_t len;
@@ -863,6 +868,9 @@ struct mime_parser {
 	enum lstate ls;
 	bool line_is_header;	/* LS_REST: the line goes to the header buffer */
 	bool pending_child;	/* a delimiter line: a part starts after its LF */
+	bool parts_exceeded;	/* max_parts made: no more parts */
+	bool line_delim;	/* the current line is a delimiter */
+	bool prev_line_delim;	/* the line before was one */
 
 	struct cpos now;	/* pos: bytes fed so far */
 	struct cpos eol;	/* where the last line break started */
@@ -875,6 +883,7 @@ struct mime_parser {
 	struct buf hdr;
 	size_t hdr_line;	/* hdr.len when the current line started */
 	unsigned int hdr_fields;
+	unsigned int hdr_lines;	/* lines of the header so far */
 	bool hdr_full;
 
 	struct boundary *bnd;
@@ -912,6 +921,14 @@ static uint32_t part_new(struct mime_parser *p, uint32_t parent, struct cpos sta
 	part->bare_start = part->bare_end = start.bare;
 	part->type = part->subtype = part->id = part->description = mstr_nil();
 	part->cte = part->md5 = part->disposition = part->location = mstr_nil();
+	if (msg->count >= p->lim.max_parts) {
+		/* The last part we make: the rest of the message is its
+		 * body, and no delimiter means anything any more (as in
+		 * Dovecot). */
+		p->parts_exceeded = true;
+		p->nbnd = 0;
+		part->flags |= MIME_FLAG_PARTS_LIMIT;
+	}
 	if (parent != NONE) {
 		struct mime_part *par = &msg->parts[parent];
 		part->depth = par->depth + 1;
@@ -931,6 +948,7 @@ static void start_header(struct mime_parser *p, uint32_t part)
 	buf_reset(&p->hdr);
 	p->hdr_line = 0;
 	p->hdr_fields = 0;
+	p->hdr_lines = 0;
 	p->hdr_full = false;
 }
 
@@ -960,7 +978,6 @@ struct hdr_ctx {
 	bool want_envelope;
 	bool seen_ct;
 	struct mime_envelope env;
-	bool env_any;
 	struct buf tmp;
 };
 
@@ -1129,7 +1146,6 @@ static void hdr_envelope(struct hdr_ctx *h, const struct header_field *f, const 
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
 		if (!name_is(f, fields[i].name))
 			continue;
-		h->env_any = true;
 		/* The last field of a name wins, as in Dovecot. */
 		switch (fields[i].addr) {
 		case -1: e->date = arena_add(msg, v, len); break;
@@ -1263,6 +1279,11 @@ static void end_header(struct mime_parser *p, enum header_end how)
 	if (how == HEND_CUT) {
 		struct cpos hs = { part->header_start, part->lf_start, part->bare_start };
 		start = cpos_max(p->eol, hs);
+		/* The line break before the delimiter is not this header's;
+		 * Dovecot gives it to the parent's body, which matters when
+		 * the parent is a message/rfc822 that ends here. */
+		if (p->hdr_lines > 0 && part->parent != NONE)
+			P(p, part->parent)->min_end = p->now;
 	} else {
 		start = p->now;
 	}
@@ -1283,11 +1304,12 @@ static void end_header(struct mime_parser *p, enum header_end how)
 	if (part->pflags & MIME_PF_MULTIPART) {
 		if (boundary.len == 0 || how != HEND_BLANK) {
 			part->flags |= MIME_FLAG_NO_BOUNDARY;
-		} else if (part->depth + 2 > p->lim.max_depth) {
-			/* Its parts would be too deep: it stays one part. */
+		} else if (part->depth + 2 > p->lim.max_depth || p->parts_exceeded) {
+			/* Its parts would be too deep, or too many: it stays
+			 * one part. */
 			part->pflags &= ~(uint32_t)MIME_PF_MULTIPART;
 			part->pflags |= MIME_PF_OVERFLOW;
-			part->flags |= MIME_FLAG_DEPTH_LIMIT;
+			part->flags |= p->parts_exceeded ? MIME_FLAG_PARTS_LIMIT : MIME_FLAG_DEPTH_LIMIT;
 		} else {
 			p->bnd = vec_grow(p->bnd, &p->bnd_cap, p->nbnd + 1, sizeof(*p->bnd));
 			struct boundary *b = &p->bnd[p->nbnd++];
@@ -1297,10 +1319,10 @@ static void end_header(struct mime_parser *p, enum header_end how)
 			part->flags |= MIME_FLAG_NO_END_BOUNDARY;	/* until seen */
 		}
 	} else if (part->pflags & MIME_PF_RFC822) {
-		if (part->depth + 1 > p->lim.max_depth || p->msg->count >= p->lim.max_parts) {
+		if (part->depth + 2 > p->lim.max_depth || p->parts_exceeded) {
 			part->pflags &= ~(uint32_t)MIME_PF_RFC822;
 			part->pflags |= MIME_PF_OVERFLOW;
-			part->flags |= part->depth + 1 > p->lim.max_depth ?
+			part->flags |= part->depth + 2 > p->lim.max_depth ?
 				MIME_FLAG_DEPTH_LIMIT : MIME_FLAG_PARTS_LIMIT;
 		} else {
 			uint32_t child = part_new(p, p->cur, start);
@@ -1314,12 +1336,18 @@ static void end_header(struct mime_parser *p, enum header_end how)
 static void part_close(struct mime_parser *p, struct cpos end)
 {
 	struct mime_part *part = P(p, p->cur);
-	set_body_end(part, cpos_max(end, body_start_cpos(part)));
+	struct cpos e = cpos_max(cpos_max(end, body_start_cpos(part)), part->min_end);
+	set_body_end(part, e);
 	p->cur = part->parent;
+	/* A parent holds its children whole. */
+	if (p->cur != NONE)
+		P(p, p->cur)->min_end = cpos_max(P(p, p->cur)->min_end, e);
 }
 
 /* Dovecot's boundary_line_find(): is the line in win a delimiter of an open
- * boundary? Returns its index in p->bnd, or -1. */
+ * boundary? The longest matching boundary wins, the newest first; "--" at
+ * the end of the line may be part of a boundary ("--foo--" is "foo" closed,
+ * or "foo--" opening a part). Returns its index in p->bnd, or -1. */
 static int boundary_find(struct mime_parser *p, bool *close_r)
 {
 	if (p->nbnd == 0 || p->win_len < 2 || p->win[0] != '-' || p->win[1] != '-')
@@ -1328,12 +1356,13 @@ static int boundary_find(struct mime_parser *p, bool *close_r)
 	size_t avail = p->win_len - 2;
 	const char *lf = memchr(s, '\n', avail);
 	size_t find;
+	bool trailing_dash = false;
 	if (lf != NULL) {
 		find = (size_t)(lf - s);
 		if (find > 0 && s[find - 1] == '\r')
 			find--;
 		if (find > 2 && s[find - 1] == '-' && s[find - 2] == '-')
-			find -= 2;
+			trailing_dash = true;
 	} else {
 		find = avail > BOUNDARY_END_MAX ? BOUNDARY_END_MAX : avail;
 	}
@@ -1343,7 +1372,7 @@ static int boundary_find(struct mime_parser *p, bool *close_r)
 		if (b->len <= find && memcmp(b->s, s, b->len) == 0 &&
 		    (best < 0 || p->bnd[best].len < b->len)) {
 			best = (int)i;
-			if (b->len == find)
+			if (b->len == find || (trailing_dash && b->len + 2 == find))
 				break;
 		}
 	}
@@ -1359,8 +1388,13 @@ static int boundary_find(struct mime_parser *p, bool *close_r)
 static void boundary_line(struct mime_parser *p, int bi, bool close)
 {
 	uint32_t owner = p->bnd[bi].part;
+	/* The line break before a delimiter is the delimiter's (RFC 2046
+	 * 5.1.1), but not when it ended the delimiter line before: that one
+	 * is already in the body of the multipart it continued. */
+	struct cpos end = p->prev_line_delim ? p->now : p->eol;
+	p->line_delim = true;
 	while (p->cur != owner)
-		part_close(p, p->eol);
+		part_close(p, end);
 	if (close) {
 		P(p, owner)->flags &= ~(uint32_t)MIME_FLAG_NO_END_BOUNDARY;
 		p->nbnd = (uint32_t)bi;
@@ -1417,11 +1451,14 @@ static void advance(struct mime_parser *p, const char *data, size_t n)
 	if (n == 0)
 		return;
 	if (data[n - 1] == '\n') {
+		p->now.pos += n - 1;
 		p->prev = n >= 2 ? (unsigned char)data[n - 2] : p->prev;
 		on_lf(p);
+		p->now.pos++;
+	} else {
+		p->now.pos += n;
 	}
 	p->prev = (unsigned char)data[n - 1];
-	p->now.pos += n;
 }
 
 /* Called after a LF that ended a line. */
@@ -1429,16 +1466,10 @@ static void line_done(struct mime_parser *p)
 {
 	p->ls = LS_START;
 	p->win_len = 0;
+	p->prev_line_delim = p->line_delim;
+	p->line_delim = false;
 	if (p->pending_child) {
 		p->pending_child = false;
-		if (p->msg->count >= p->lim.max_parts) {
-			/* No more parts: the rest is this multipart's body,
-			 * and no delimiter means anything any more. */
-			P(p, p->cur)->flags |= MIME_FLAG_PARTS_LIMIT;
-			P(p, p->cur)->pflags |= MIME_PF_OVERFLOW;
-			p->nbnd = 0;
-			return;
-		}
 		uint32_t child = part_new(p, p->cur, p->now);
 		P(p, child)->pflags |= MIME_PF_IS_MIME;
 		start_header(p, child);
@@ -1464,8 +1495,11 @@ static bool win_decided(const struct mime_parser *p)
 static void line_decide(struct mime_parser *p)
 {
 	bool close = false;
-	int bi = boundary_find(p, &close);
+	int bi;
 	for (;;) {
+		/* Again after every header end: the part it opened may have
+		 * been the last one allowed, which closes all boundaries. */
+		bi = boundary_find(p, &close);
 		if (p->mode == PMODE_HEADER) {
 			if (p->win[0] == '\n' || (p->win_len >= 2 && p->win[0] == '\r' && p->win[1] == '\n')) {
 				/* the empty line ends the header */
@@ -1478,6 +1512,7 @@ static void line_decide(struct mime_parser *p)
 				end_header(p, HEND_CUT);
 				continue;
 			}
+			p->hdr_lines++;
 			hdr_line_start(p, p->win[0]);
 			hdr_append(p, p->win, p->win_len);
 			p->line_is_header = true;
@@ -1499,6 +1534,8 @@ static void line_decide(struct mime_parser *p)
 void mime_parser_feed(struct mime_parser *p, const void *data, size_t len)
 {
 	const char *d = data;
+	if (len == 0)
+		return;
 	if (memchr(d, '\0', len) != NULL)
 		p->msg->flags |= MIME_FLAG_NUL;
 	size_t i = 0;
@@ -1665,6 +1702,8 @@ enum mime_kind mime_part_kind(const struct mime_part *part)
 		return MIME_KIND_MULTIPART;
 	if (part->pflags & MIME_PF_RFC822)
 		return MIME_KIND_MESSAGE;
+	if (part->pflags & MIME_PF_OVERFLOW)
+		return MIME_KIND_LEAF;
 	if (mstr_is_nil(part->type) || str_ieq(mstr_ptr(part->msg, part->type), "text"))
 		return MIME_KIND_TEXT;
 	return MIME_KIND_LEAF;
@@ -1694,6 +1733,8 @@ uint64_t mime_part_lines(const struct mime_part *part)
 
 const char *mime_part_type(const struct mime_part *part)
 {
+	if (part->pflags & MIME_PF_OVERFLOW)
+		return "application";
 	if (part->pflags & MIME_PF_RFC822)
 		return "message";
 	return mstr_is_nil(part->type) ? "text" : mstr_ptr(part->msg, part->type);
@@ -1701,6 +1742,8 @@ const char *mime_part_type(const struct mime_part *part)
 
 const char *mime_part_subtype(const struct mime_part *part)
 {
+	if (part->pflags & MIME_PF_OVERFLOW)
+		return "octet-stream";
 	if (part->pflags & MIME_PF_RFC822)
 		return "rfc822";
 	return mstr_is_nil(part->type) ? "plain" : mstr_ptr(part->msg, part->subtype);
@@ -1779,25 +1822,15 @@ static char *rfc2231_decode(const char *v)
 		}
 	}
 	char *charset = xstrndup(v, (size_t)(q1 - v));
+	struct buf utf8;
+	buf_init(&utf8, 0);
 	char *out = NULL;
-	if (charset[0] == '\0' || str_ieq(charset, "us-ascii") || str_ieq(charset, "utf-8")) {
-		out = buf_steal(&raw, NULL);
-	} else {
-		iconv_t cd = iconv_open("UTF-8", charset);
-		if (cd != (iconv_t)-1) {
-			size_t cap = raw.len * 4 + 16;
-			char *dst = xmalloc(cap);
-			char *ip = raw.data ? raw.data : (char *)"", *op = dst;
-			size_t il = raw.len, ol = cap - 1;
-			if (iconv(cd, &ip, &il, &op, &ol) != (size_t)-1) {
-				*op = '\0';
-				out = dst;
-			} else {
-				free(dst);
-			}
-			iconv_close(cd);
-		}
-	}
+	/* No charset: RFC 2231 leaves it to the reader; UTF-8 is the best
+	 * guess today, and invalid bytes become U+FFFD either way. */
+	if (charset_to_utf8(charset[0] != '\0' ? charset : "utf-8", raw.data ? raw.data : "",
+			    raw.len, &utf8) == 0)
+		out = buf_steal(&utf8, NULL);
+	buf_deinit(&utf8);
 	free(charset);
 	buf_deinit(&raw);
 	return out;
@@ -1822,14 +1855,9 @@ char *mime_param_decode(const struct mime_part *part, bool disposition, const ch
 /* ---------------------------------------------------------------------- */
 /* SEARCH and SORT fields */
 
-static char *first_unfolded(const char *hdr, size_t len, const char *name)
-{
-	return header_get(hdr, len, name);
-}
-
 static char *decoded(const char *hdr, size_t len, const char *name)
 {
-	char *v = first_unfolded(hdr, len, name);
+	char *v = header_get(hdr, len, name);
 	if (v == NULL)
 		return NULL;
 	char *d = header_decode_2047(v);
@@ -1844,7 +1872,7 @@ static void first_address(struct mime_message *msg, const char *hdr, size_t len,
 	*mailbox_r = NULL;
 	if (display_r != NULL)
 		*display_r = NULL;
-	char *v = first_unfolded(hdr, len, name);
+	char *v = header_get(hdr, len, name);
 	if (v == NULL)
 		return;
 	uint32_t start, n = addresses_parse(msg, v, strlen(v), &start);
@@ -1875,10 +1903,10 @@ static void search_fields_take(struct mime_message *msg, const char *hdr, size_t
 	s->to = decoded(hdr, len, "To");
 	s->cc = decoded(hdr, len, "Cc");
 	s->bcc = decoded(hdr, len, "Bcc");
-	s->message_id = first_unfolded(hdr, len, "Message-ID");
-	s->in_reply_to = first_unfolded(hdr, len, "In-Reply-To");
-	s->references = first_unfolded(hdr, len, "References");
-	char *date = first_unfolded(hdr, len, "Date");
+	s->message_id = header_get(hdr, len, "Message-ID");
+	s->in_reply_to = header_get(hdr, len, "In-Reply-To");
+	s->references = header_get(hdr, len, "References");
+	char *date = header_get(hdr, len, "Date");
 	s->date_valid = date != NULL && mime_date_parse(date, &s->date, &s->date_tz) == 0;
 	free(date);
 	first_address(msg, hdr, len, "From", &s->sort_from, &s->display_from);

@@ -63,6 +63,11 @@ enum mime_pflag {
 	MIME_PF_OVERFLOW = 1 << 5,	/* a limit stopped the parse of its body */
 };
 
+/* A position in the input with the counts of LF and of bare LF before it. */
+struct cpos {
+	uint64_t pos, lf, bare;
+};
+
 struct mime_part {
 	struct mime_message *msg;
 	uint32_t index;
@@ -75,6 +80,7 @@ struct mime_part {
 	/* LF count and bare-LF count of the input before body_start and
 	 * before body_end, for the line count and the CRLF size. */
 	uint64_t lf_start, bare_start, lf_end, bare_end;
+	struct cpos min_end;	/* the body reaches at least here */
 
 	/* Content-* fields; type NIL means no (valid) Content-Type. */
 	struct mstr type, subtype, id, description, cte, md5, disposition, location;

@@ -1,0 +1,435 @@
+/* Base64 and quoted-printable decoding, and charsets to UTF-8.
+ *
+ * Both decoders are byte-at-a-time state machines with a few bytes of
+ * state, so any split of the input gives the same output, and each input
+ * byte costs O(1). They are lenient on purpose: a body is decoded for a
+ * client that asked for BINARY or for SEARCH, and refusing a damaged
+ * attachment helps nobody. */
+#include "mime/decode.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <iconv.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+void base64_decoder_init(struct base64_decoder *d)
+{
+	memset(d, 0, sizeof(*d));
+}
+
+int base64_decode_more(struct base64_decoder *d, const void *in, size_t len, struct buf *out)
+{
+	const unsigned char *p = in;
+	/* Written in runs, not byte by byte. */
+	unsigned char chunk[256];
+	size_t n = 0;
+	int r = 0;
+	if (d->done)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		int v = b64_value(p[i]);
+		if (v < 0) {
+			if (p[i] == '=') {
+				/* padding: the quantum ends, its partial bits go */
+				d->acc = 0;
+				d->bits = 0;
+				d->padded = true;
+			} else if (p[i] == '\r' || p[i] == '\n') {
+				/* line breaks are everywhere */
+			} else if (d->padded) {
+				/* Text after the padding (a list footer, a
+				 * signature): the data has ended. */
+				d->done = true;
+				break;
+			} else if (p[i] != ' ' && p[i] != '\t') {
+				d->bad++;
+			}
+			continue;
+		}
+		d->padded = false;
+		d->acc = (d->acc << 6) | (uint32_t)v;
+		d->bits += 6;
+		if (d->bits >= 8) {
+			d->bits -= 8;
+			chunk[n++] = (unsigned char)(d->acc >> d->bits);
+			d->acc &= (1u << d->bits) - 1;
+			if (n == sizeof(chunk)) {
+				r |= buf_append(out, chunk, n);
+				n = 0;
+			}
+		}
+	}
+	r |= buf_append(out, chunk, n);
+	return r < 0 ? -1 : 0;
+}
+
+int base64_decode_finish(struct base64_decoder *d, struct buf *out)
+{
+	/* Whole bytes were written as they completed; fewer than 8 bits
+	 * left are the padding bits of a truncated quantum. */
+	d->acc = 0;
+	d->bits = 0;
+	(void)out;
+	return 0;
+}
+
+int decode_base64(const void *in, size_t len, struct buf *out)
+{
+	struct base64_decoder d;
+	base64_decoder_init(&d);
+	int r = base64_decode_more(&d, in, len, out);
+	return r | base64_decode_finish(&d, out);
+}
+
+/* ---- quoted-printable ---- */
+
+static int hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+void qp_decoder_init(struct qp_decoder *d)
+{
+	d->state = QP_TEXT;
+	d->hex1 = 0;
+	d->ws_len = d->eq_ws_len = 0;
+	d->bad = 0;
+}
+
+static int flush_ws(struct qp_decoder *d, struct buf *out)
+{
+	int r = buf_append(out, d->ws, d->ws_len);
+	d->ws_len = 0;
+	return r;
+}
+
+/* One byte in QP_TEXT. */
+static int qp_text(struct qp_decoder *d, unsigned char c, struct buf *out)
+{
+	int r = 0;
+	switch (c) {
+	case ' ':
+	case '\t':
+		if (d->ws_len == QP_WS_MAX)
+			r |= flush_ws(d, out);
+		d->ws[d->ws_len++] = (char)c;
+		break;
+	case '\r':
+		d->state = QP_CR;
+		break;
+	case '\n':
+		d->ws_len = 0;	/* trailing white space goes */
+		r |= buf_append_c(out, '\n');
+		break;
+	case '=':
+		r |= flush_ws(d, out);
+		d->state = QP_EQ;
+		break;
+	default:
+		r |= flush_ws(d, out);
+		r |= buf_append_c(out, (char)c);
+		break;
+	}
+	return r;
+}
+
+/* "=" turned out to start nothing: it is text, and so is the white space
+ * that followed it. */
+static int eq_is_text(struct qp_decoder *d, struct buf *out)
+{
+	int r = flush_ws(d, out);
+	r |= buf_append_c(out, '=');
+	memcpy(d->ws, d->eq_ws, d->eq_ws_len);
+	d->ws_len = d->eq_ws_len;
+	d->eq_ws_len = 0;
+	d->bad++;
+	return r;
+}
+
+int qp_decode_more(struct qp_decoder *d, const void *in, size_t len, struct buf *out)
+{
+	const unsigned char *p = in;
+	int r = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = p[i];
+		switch (d->state) {
+		case QP_TEXT:
+			r |= qp_text(d, c, out);
+			break;
+		case QP_CR:
+			d->state = QP_TEXT;
+			if (c == '\n') {
+				d->ws_len = 0;
+				r |= buf_append(out, "\r\n", 2);
+			} else {
+				/* a bare CR is text */
+				r |= flush_ws(d, out);
+				r |= buf_append_c(out, '\r');
+				r |= qp_text(d, c, out);
+			}
+			break;
+		case QP_EQ:
+			if (hexval(c) >= 0) {
+				d->hex1 = (char)c;
+				d->state = QP_EQ_HEX;
+			} else if (c == '\n') {
+				d->state = QP_TEXT;	/* soft line break */
+			} else if (c == '\r') {
+				d->state = QP_EQ_CR;
+			} else if (c == ' ' || c == '\t') {
+				d->eq_ws[0] = (char)c;
+				d->eq_ws_len = 1;
+				d->state = QP_EQ_WS;
+			} else {
+				d->state = QP_TEXT;
+				r |= eq_is_text(d, out);
+				r |= qp_text(d, c, out);
+			}
+			break;
+		case QP_EQ_HEX:
+			d->state = QP_TEXT;
+			if (hexval(c) >= 0) {
+				r |= buf_append_c(out, (char)(hexval((unsigned char)d->hex1) << 4 | hexval(c)));
+			} else {
+				r |= eq_is_text(d, out);
+				r |= buf_append_c(out, d->hex1);
+				r |= qp_text(d, c, out);
+			}
+			break;
+		case QP_EQ_CR:
+			if (c == '\n') {
+				d->state = QP_TEXT;
+			} else {
+				r |= eq_is_text(d, out);
+				d->state = QP_CR;
+				i--;	/* the byte again, after the CR */
+			}
+			break;
+		case QP_EQ_WS:
+			if (c == ' ' || c == '\t') {
+				if (d->eq_ws_len == QP_WS_MAX) {
+					d->state = QP_TEXT;
+					r |= eq_is_text(d, out);
+					r |= qp_text(d, c, out);
+				} else {
+					d->eq_ws[d->eq_ws_len++] = (char)c;
+				}
+			} else if (c == '\n') {
+				d->eq_ws_len = 0;
+				d->state = QP_TEXT;
+			} else if (c == '\r') {
+				d->state = QP_EQ_WS_CR;
+			} else {
+				d->state = QP_TEXT;
+				r |= eq_is_text(d, out);
+				r |= qp_text(d, c, out);
+			}
+			break;
+		case QP_EQ_WS_CR:
+			if (c == '\n') {
+				d->eq_ws_len = 0;
+				d->state = QP_TEXT;
+			} else {
+				r |= eq_is_text(d, out);
+				d->state = QP_CR;
+				i--;
+			}
+			break;
+		}
+	}
+	return r < 0 ? -1 : 0;
+}
+
+int qp_decode_finish(struct qp_decoder *d, struct buf *out)
+{
+	int r = 0;
+	switch (d->state) {
+	case QP_TEXT:
+	case QP_EQ:		/* "=" at the very end: a soft break */
+	case QP_EQ_WS:
+	case QP_EQ_CR:
+	case QP_EQ_WS_CR:
+		break;
+	case QP_CR:
+		r |= buf_append_c(out, '\r');
+		break;
+	case QP_EQ_HEX:
+		r |= buf_append_c(out, '=');
+		r |= buf_append_c(out, d->hex1);
+		d->bad++;
+		break;
+	}
+	/* White space at the end of the last line goes, as on any line. */
+	d->ws_len = d->eq_ws_len = 0;
+	d->state = QP_TEXT;
+	return r < 0 ? -1 : 0;
+}
+
+int decode_qp(const void *in, size_t len, struct buf *out)
+{
+	struct qp_decoder d;
+	qp_decoder_init(&d);
+	int r = qp_decode_more(&d, in, len, out);
+	return r | qp_decode_finish(&d, out);
+}
+
+/* ---- charsets ---- */
+
+/* The longest multibyte sequence iconv may leave incomplete between calls
+ * (ISO-2022 escapes and GB18030 are the longest, well under this). */
+#define CONV_PENDING_MAX 16
+#define CHARSET_NAME_MAX 64
+
+struct charset_conv {
+	iconv_t cd;
+	char pending[CONV_PENDING_MAX];
+	size_t pending_len;
+	size_t bad;
+};
+
+static const char replacement[] = "\xef\xbf\xbd";
+
+struct charset_conv *charset_conv_new(const char *charset)
+{
+	/* The name goes to iconv_open(): keep it to a MIME charset token, so
+	 * that "//TRANSLIT"-style suffixes cannot sneak in. */
+	size_t n = strlen(charset);
+	if (n == 0 || n > CHARSET_NAME_MAX)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)charset[i];
+		if (c <= ' ' || c >= 0x7f || c == '/' || c == ',')
+			return NULL;
+	}
+	const char *from = charset;
+	if (str_ieq(charset, "us-ascii") || str_ieq(charset, "ascii") ||
+	    str_ieq(charset, "utf8"))
+		from = "UTF-8";
+	iconv_t cd = iconv_open("UTF-8", from);
+	if (cd == (iconv_t)-1)
+		return NULL;
+	struct charset_conv *c = xcalloc(1, sizeof(*c));
+	c->cd = cd;
+	return c;
+}
+
+/* Runs iconv over in, with the replacement for bad bytes. Leaves an
+ * incomplete tail in c->pending when !final. */
+static int conv_run(struct charset_conv *c, const char *in, size_t len, bool final,
+		    struct buf *out)
+{
+	char obuf[1024];
+	char *ip = (char *)in;
+	size_t il = len;
+	int r = 0;
+	while (il > 0) {
+		char *op = obuf;
+		size_t ol = sizeof(obuf);
+		size_t ret = iconv(c->cd, &ip, &il, &op, &ol);
+		r |= buf_append(out, obuf, (size_t)(op - obuf));
+		if (ret != (size_t)-1)
+			break;
+		if (errno == E2BIG)
+			continue;
+		if (errno == EINVAL && !final && il <= CONV_PENDING_MAX) {
+			memcpy(c->pending, ip, il);
+			c->pending_len = il;
+			return r;
+		}
+		/* EILSEQ, or an incomplete sequence at the very end */
+		r |= buf_append(out, replacement, 3);
+		c->bad++;
+		ip++;
+		il--;
+		iconv(c->cd, NULL, NULL, NULL, NULL);
+	}
+	return r;
+}
+
+int charset_conv_more(struct charset_conv *c, const void *in, size_t len, struct buf *out)
+{
+	const char *p = in;
+	int r = 0;
+	/* First complete the sequence left over, one byte at a time. */
+	while (c->pending_len > 0 && len > 0) {
+		char tmp[CONV_PENDING_MAX + 1];
+		size_t n = c->pending_len;
+		memcpy(tmp, c->pending, n);
+		tmp[n++] = *p++;
+		len--;
+		c->pending_len = 0;
+		if (n > CONV_PENDING_MAX) {
+			r |= conv_run(c, tmp, n, true, out);
+		} else {
+			r |= conv_run(c, tmp, n, false, out);
+		}
+	}
+	if (len > 0)
+		r |= conv_run(c, p, len, false, out);
+	return r < 0 ? -1 : 0;
+}
+
+int charset_conv_finish(struct charset_conv *c, struct buf *out)
+{
+	int r = 0;
+	if (c->pending_len > 0) {
+		size_t n = c->pending_len;
+		c->pending_len = 0;
+		r |= conv_run(c, c->pending, n, true, out);
+	}
+	/* Shift states (ISO-2022) write their reset sequence. */
+	char obuf[64];
+	char *op = obuf;
+	size_t ol = sizeof(obuf);
+	iconv(c->cd, NULL, NULL, &op, &ol);
+	r |= buf_append(out, obuf, (size_t)(op - obuf));
+	return r < 0 ? -1 : 0;
+}
+
+size_t charset_conv_bad(const struct charset_conv *c)
+{
+	return c->bad;
+}
+
+void charset_conv_free(struct charset_conv **cp)
+{
+	struct charset_conv *c = *cp;
+	if (c == NULL)
+		return;
+	iconv_close(c->cd);
+	free(c);
+	*cp = NULL;
+}
+
+int charset_to_utf8(const char *charset, const void *in, size_t len, struct buf *out)
+{
+	struct charset_conv *c = charset_conv_new(charset);
+	if (c == NULL)
+		return -2;
+	int r = charset_conv_more(c, in, len, out);
+	r |= charset_conv_finish(c, out);
+	charset_conv_free(&c);
+	return r < 0 ? -1 : 0;
+}
