@@ -1,16 +1,27 @@
-/* FETCH and UID FETCH (RFC 9051 6.4.5, 7.5.2).
+/* FETCH and UID FETCH (RFC 9051 6.4.5, 7.5.2; BINARY, RFC 3516).
  *
  * Responses are written message by message; when the connection has more
  * than FETCH_OUTPUT_HIGH bytes waiting, the command stops and goes on when
  * the output drains (on_drain), so fetching many or large messages never
  * holds more than one message and that much output in memory.
  *
- * Not yet: ENVELOPE, BODY, BODYSTRUCTURE, numbered body parts and BINARY
- * (they need the MIME parser's cached results); they are answered BAD. */
+ * ENVELOPE, BODY and BODYSTRUCTURE, and the byte ranges of the parts, were
+ * computed by the MIME parser when the message was stored (store_mime):
+ * a FETCH reads them with one primary-key lookup and never parses, and
+ * BODY[section] reads only the section's bytes from the body file. Rows
+ * stored before that cache existed are parsed when fetched.
+ *
+ * A message as a client sees it is the per-recipient prefix (Return-Path,
+ * Delivered-To) followed by the shared body file; part ranges are offsets
+ * into the file, so a range that starts at 0 (the top-level header, or the
+ * whole message) takes the prefix in and every other range moves by its
+ * length. */
 #include "imap/imap_private.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "mime/decode.h"
 #include "mime/header.h"
+#include "mime/mime.h"
 #include "net/net.h"
 
 #include <errno.h>
@@ -22,17 +33,29 @@
 
 #define FETCH_OUTPUT_HIGH (256 * 1024)
 #define FETCH_SECTIONS_MAX 32
+/* A section part path ("1.2.3"): deeper than the MIME parser's nesting
+ * limit is never needed. */
+#define FETCH_PART_MAX 512
 
-enum section_kind {
-	SECTION_ALL,		/* BODY[] / RFC822 */
-	SECTION_HEADER,		/* BODY[HEADER] / RFC822.HEADER */
-	SECTION_TEXT,		/* BODY[TEXT] / RFC822.TEXT */
-	SECTION_FIELDS,		/* BODY[HEADER.FIELDS (...)] */
-	SECTION_FIELDS_NOT,	/* BODY[HEADER.FIELDS.NOT (...)] */
+enum section_text {
+	TEXT_NONE,		/* BODY[] or BODY[1.2]: the whole message or part body */
+	TEXT_HEADER,
+	TEXT_TEXT,
+	TEXT_FIELDS,		/* HEADER.FIELDS (...) */
+	TEXT_FIELDS_NOT,	/* HEADER.FIELDS.NOT (...) */
+	TEXT_MIME,		/* 1.MIME: the part's own header */
+};
+
+enum section_type {
+	SECTION_BODY,		/* BODY[...], RFC822, RFC822.HEADER, RFC822.TEXT */
+	SECTION_BINARY,		/* BINARY[...] (RFC 3516) */
+	SECTION_BINARY_SIZE,	/* BINARY.SIZE[...] */
 };
 
 struct section {
-	enum section_kind kind;
+	enum section_type type;
+	enum section_text text;
+	char *part;		/* "1.2", or "" for the message itself */
 	bool peek;
 	char *name;		/* how the response names it */
 	char **fields;		/* HEADER.FIELDS(.NOT) names */
@@ -41,10 +64,22 @@ struct section {
 	uint64_t start, count;
 };
 
-#define ITEM_UID 0x1
-#define ITEM_FLAGS 0x2
-#define ITEM_INTERNALDATE 0x4
-#define ITEM_SIZE 0x8
+#define ITEM_UID 0x01
+#define ITEM_FLAGS 0x02
+#define ITEM_INTERNALDATE 0x04
+#define ITEM_SIZE 0x08
+#define ITEM_ENVELOPE 0x10
+#define ITEM_BODY 0x20
+#define ITEM_BODYSTRUCTURE 0x40
+#define ITEMS_MIME (ITEM_ENVELOPE | ITEM_BODY | ITEM_BODYSTRUCTURE)
+
+/* Why a message's response was left out; the tagged reply says so. */
+enum fetch_error {
+	FETCH_ERR_NONE,
+	FETCH_ERR_EXPUNGED,	/* its body is gone: expunged by another session */
+	FETCH_ERR_UNKNOWN_CTE,	/* BINARY of an encoding we cannot decode */
+	FETCH_ERR_SERVER,	/* anything else: logged */
+};
 
 struct imap_fetch {
 	unsigned items;
@@ -54,6 +89,7 @@ struct imap_fetch {
 	size_t count, next;
 	uint32_t *seen;		/* UIDs to mark \Seen */
 	size_t seen_count;
+	enum fetch_error error;	/* the worst seen */
 };
 
 void imap_fetch_free(struct imap_fetch **fp)
@@ -63,6 +99,7 @@ void imap_fetch_free(struct imap_fetch **fp)
 		return;
 	for (size_t i = 0; i < f->section_count; i++) {
 		free(f->sections[i].name);
+		free(f->sections[i].part);
 		for (size_t k = 0; k < f->sections[i].field_count; k++)
 			free(f->sections[i].fields[k]);
 		free(f->sections[i].fields);
@@ -73,146 +110,346 @@ void imap_fetch_free(struct imap_fetch **fp)
 	*fp = NULL;
 }
 
-/* Parses "BODY[...]<a.b>" / "BODY.PEEK[...]" into a section. Returns 0, or
- * -1 with *why. */
-static int parse_body_item(const char *item, struct section *sec, const char **why)
+/* ---- parsing the items ---- */
+
+/* RFC 9051 9: header-fld-name = astring; inside the brackets of an atom
+ * the parser left it raw, so atoms and quoted strings are read here. */
+static bool field_name_char(char c)
 {
-	const char *open = strchr(item, '['), *close = open ? strchr(open, ']') : NULL;
-	*why = "invalid BODY[] item";
-	if (open == NULL || close == NULL)
-		return -1;
-	size_t plen = (size_t)(open - item);
-	if (plen == 4 && str_nieq(item, "BODY", 4))
-		sec->peek = false;
-	else if (plen == 9 && str_nieq(item, "BODY.PEEK", 9))
-		sec->peek = true;
-	else
-		return -1;
-	char *spec = xstrndup(open + 1, (size_t)(close - open - 1));
-	int r = -1;
-	if (*spec == '\0') {
-		sec->kind = SECTION_ALL;
-	} else if (str_ieq(spec, "HEADER")) {
-		sec->kind = SECTION_HEADER;
-	} else if (str_ieq(spec, "TEXT")) {
-		sec->kind = SECTION_TEXT;
-	} else if (str_istarts(spec, "HEADER.FIELDS")) {
-		const char *p = spec + 13;
-		sec->kind = SECTION_FIELDS;
-		if (str_istarts(p, ".NOT")) {
-			sec->kind = SECTION_FIELDS_NOT;
-			p += 4;
-		}
-		if (p[0] != ' ' || p[1] != '(' || spec[strlen(spec) - 1] != ')')
-			goto out;
-		char *list = xstrndup(p + 2, strlen(p + 2) - 1), *save = NULL;
-		for (char *t = strtok_r(list, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
-			sec->fields = xrealloc(sec->fields, (sec->field_count + 1) * sizeof(char *));
-			sec->fields[sec->field_count++] = xstrdup(t[0] == '"' ? t + 1 : t);
-			size_t l = strlen(sec->fields[sec->field_count - 1]);
-			if (l && sec->fields[sec->field_count - 1][l - 1] == '"')
-				sec->fields[sec->field_count - 1][l - 1] = '\0';
-		}
-		free(list);
-		if (sec->field_count == 0)
-			goto out;
-	} else {
-		*why = "body part sections are not supported yet";
-		goto out;
-	}
-	/* The response names the section as asked, without PEEK and without
-	 * the partial range's length (RFC 9051 7.5.2). */
-	struct buf name;
-	buf_init(&name, 0);
-	buf_printf(&name, "BODY[%s]", spec);
-	const char *rest = close + 1;
-	if (*rest == '<') {
-		unsigned long long a, b;
-		char end;
-		if (sscanf(rest, "<%llu.%llu%c", &a, &b, &end) != 3 || end != '>' || b == 0) {
-			buf_deinit(&name);
-			goto out;
-		}
-		sec->partial = true;
-		sec->start = a;
-		sec->count = b;
-		buf_printf(&name, "<%llu>", a);
-	} else if (*rest != '\0') {
-		buf_deinit(&name);
-		goto out;
-	}
-	sec->name = buf_steal(&name, NULL);
-	r = 0;
-out:
-	free(spec);
-	return r;
+	/* ASTRING-CHAR less what ends the list; a field name is printable
+	 * ASCII without ":" (RFC 5322 3.6.8), and more is never useful. */
+	return c > ' ' && c < 0x7f && c != '(' && c != ')' && c != '"' && c != '\\' &&
+	       c != '{' && c != ':' && c != '%' && c != '*' && c != ']';
 }
 
-static int add_item(struct imap_fetch *f, const struct imap_arg *a, const char **why)
+/* Parses " (name name ...)" at *p (leading space included) up to the
+ * closing parenthesis. */
+static int parse_header_list(const char **pp, struct section *sec)
+{
+	const char *p = *pp;
+	if (p[0] != ' ' || p[1] != '(')
+		return -1;
+	p += 2;
+	for (;;) {
+		struct buf name;
+		buf_init(&name, 256);
+		if (*p == '"') {
+			for (p++; *p != '"'; p++) {
+				if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+					p++;
+				if (*p == '\0' || !field_name_char(*p) ||
+				    buf_append_c(&name, *p) < 0) {
+					buf_deinit(&name);
+					return -1;
+				}
+			}
+			p++;
+		} else {
+			for (; field_name_char(*p); p++) {
+				if (buf_append_c(&name, *p) < 0) {
+					buf_deinit(&name);
+					return -1;
+				}
+			}
+		}
+		if (name.len == 0) {
+			buf_deinit(&name);
+			return -1;
+		}
+		sec->fields = xrealloc(sec->fields, (sec->field_count + 1) * sizeof(char *));
+		sec->fields[sec->field_count++] = buf_steal(&name, NULL);
+		if (*p == ')')
+			break;
+		if (*p != ' ')
+			return -1;
+		p++;
+	}
+	*pp = p + 1;
+	return 0;
+}
+
+/* section-part = nz-number *("." nz-number). Leaves *pp after the part,
+ * on the "." that starts a section-text if there is one. */
+static int parse_part(const char **pp, struct buf *part)
+{
+	const char *p = *pp;
+	while (*p >= '1' && *p <= '9') {
+		uint64_t n = 0;
+		const char *d = p;
+		while (*p >= '0' && *p <= '9' && n <= UINT32_MAX)
+			n = n * 10 + (uint64_t)(*p++ - '0');
+		if (n > UINT32_MAX || part->len + (size_t)(p - d) + 1 > FETCH_PART_MAX)
+			return -1;
+		if (part->len > 0)
+			buf_append_c(part, '.');
+		buf_append(part, d, (size_t)(p - d));
+		if (*p != '.' || !(p[1] >= '0' && p[1] <= '9'))
+			break;
+		p++;
+	}
+	if (*p >= '0' && *p <= '9')
+		return -1;	/* a leading zero */
+	*pp = p;
+	return 0;
+}
+
+/* "<start.count>" (RFC 9051 9: partial = "<" number "." nz-number ">"). */
+static int parse_partial(const char *p, struct section *sec)
+{
+	uint64_t v[2] = { 0, 0 };
+	for (int k = 0; k < 2; k++) {
+		const char *d = ++p;
+		while (*p >= '0' && *p <= '9' && v[k] <= UINT32_MAX)
+			v[k] = v[k] * 10 + (uint64_t)(*p++ - '0');
+		if (p == d || v[k] > UINT32_MAX || *p != (k == 0 ? '.' : '>'))
+			return -1;
+	}
+	if (p[1] != '\0' || v[1] == 0)
+		return -1;
+	sec->partial = true;
+	sec->start = v[0];
+	sec->count = v[1];
+	return 0;
+}
+
+/* Parses "BODY[...]<a.b>", "BODY.PEEK[...]", "BINARY[...]",
+ * "BINARY.PEEK[...]" or "BINARY.SIZE[...]" into a section. Returns 0, or
+ * -1 with *why. */
+static int parse_section_item(const char *item, struct section *sec, const char **why)
+{
+	const char *open = strchr(item, '[');
+	size_t plen = (size_t)(open - item);
+	*why = "invalid section";
+	if (plen == 4 && str_nieq(item, "BODY", 4)) {
+		sec->type = SECTION_BODY;
+	} else if (plen == 9 && str_nieq(item, "BODY.PEEK", 9)) {
+		sec->type = SECTION_BODY;
+		sec->peek = true;
+	} else if (plen == 6 && str_nieq(item, "BINARY", 6)) {
+		sec->type = SECTION_BINARY;
+	} else if (plen == 11 && str_nieq(item, "BINARY.PEEK", 11)) {
+		sec->type = SECTION_BINARY;
+		sec->peek = true;
+	} else if (plen == 11 && str_nieq(item, "BINARY.SIZE", 11)) {
+		sec->type = SECTION_BINARY_SIZE;
+		sec->peek = true;
+	} else {
+		*why = "unknown FETCH item";
+		return -1;
+	}
+	const char *p = open + 1;
+	struct buf part;
+	buf_init(&part, 0);
+	if (parse_part(&p, &part) < 0) {
+		buf_deinit(&part);
+		return -1;
+	}
+	sec->part = part.len ? buf_steal(&part, NULL) : xstrdup("");
+	buf_deinit(&part);
+	bool has_part = sec->part[0] != '\0';
+	if (has_part && *p == '.') {
+		if (*++p == ']')
+			return -1;	/* "1." */
+	} else if (has_part && *p != ']') {
+		return -1;
+	}
+	if (sec->type != SECTION_BODY) {
+		/* section-binary = "[" [section-part] "]" */
+		if (*p != ']') {
+			*why = "BINARY takes a part number only";
+			return -1;
+		}
+	} else if (*p == ']') {
+		sec->text = TEXT_NONE;
+	} else if (str_istarts(p, "HEADER.FIELDS.NOT")) {
+		sec->text = TEXT_FIELDS_NOT;
+		p += 17;
+	} else if (str_istarts(p, "HEADER.FIELDS")) {
+		sec->text = TEXT_FIELDS;
+		p += 13;
+	} else if (str_istarts(p, "HEADER")) {
+		sec->text = TEXT_HEADER;
+		p += 6;
+	} else if (str_istarts(p, "TEXT")) {
+		sec->text = TEXT_TEXT;
+		p += 4;
+	} else if (has_part && str_istarts(p, "MIME")) {
+		sec->text = TEXT_MIME;
+		p += 4;
+	} else {
+		return -1;
+	}
+	if ((sec->text == TEXT_FIELDS || sec->text == TEXT_FIELDS_NOT) &&
+	    parse_header_list(&p, sec) < 0) {
+		*why = "invalid header field list";
+		return -1;
+	}
+	if (*p != ']')
+		return -1;
+	const char *close = p;
+	/* The response names the section as asked, without PEEK and without
+	 * the partial's length (RFC 9051 7.5.2). */
+	struct buf name;
+	buf_init(&name, 0);
+	buf_printf(&name, "%s[%.*s]", sec->type == SECTION_BODY ? "BODY" :
+		   sec->type == SECTION_BINARY ? "BINARY" : "BINARY.SIZE",
+		   (int)(close - open - 1), open + 1);
+	if (close[1] == '<') {
+		if (sec->type == SECTION_BINARY_SIZE || parse_partial(close + 1, sec) < 0) {
+			buf_deinit(&name);
+			*why = "invalid partial range";
+			return -1;
+		}
+		buf_printf(&name, "<%llu>", (unsigned long long)sec->start);
+	} else if (close[1] != '\0') {
+		buf_deinit(&name);
+		return -1;
+	}
+	sec->name = buf_steal(&name, NULL);
+	return 0;
+}
+
+static int add_item(struct imap_fetch *f, const struct imap_arg *a, bool alone,
+		    const char **why)
 {
 	if (a->type != IMAP_ARG_ATOM) {
 		*why = "FETCH items are atoms";
 		return -1;
 	}
 	const char *it = a->str;
+	static const struct {
+		const char *name;
+		unsigned items;
+		bool macro;	/* only alone, not in a list (RFC 9051 9 fetch) */
+	} simple[] = {
+		{ "UID", ITEM_UID, false },
+		{ "FLAGS", ITEM_FLAGS, false },
+		{ "INTERNALDATE", ITEM_INTERNALDATE, false },
+		{ "RFC822.SIZE", ITEM_SIZE, false },
+		{ "ENVELOPE", ITEM_ENVELOPE, false },
+		{ "BODY", ITEM_BODY, false },
+		{ "BODYSTRUCTURE", ITEM_BODYSTRUCTURE, false },
+		{ "FAST", ITEM_FLAGS | ITEM_INTERNALDATE | ITEM_SIZE, true },
+		{ "ALL", ITEM_FLAGS | ITEM_INTERNALDATE | ITEM_SIZE | ITEM_ENVELOPE, true },
+		{ "FULL", ITEM_FLAGS | ITEM_INTERNALDATE | ITEM_SIZE | ITEM_ENVELOPE | ITEM_BODY, true },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(simple); i++) {
+		if (str_ieq(it, simple[i].name)) {
+			if (simple[i].macro && !alone) {
+				*why = "FAST, ALL and FULL cannot be in a list";
+				return -1;
+			}
+			f->items |= simple[i].items;
+			return 0;
+		}
+	}
+	static const struct {
+		const char *name;
+		enum section_text text;
+		bool peek;
+	} rfc822[] = {
+		{ "RFC822", TEXT_NONE, false },
+		/* RFC 9051 6.4.5: RFC822.HEADER is BODY.PEEK[HEADER] */
+		{ "RFC822.HEADER", TEXT_HEADER, true },
+		{ "RFC822.TEXT", TEXT_TEXT, false },
+	};
 	struct section *sec = NULL;
-	if (str_ieq(it, "UID")) {
-		f->items |= ITEM_UID;
-	} else if (str_ieq(it, "FLAGS")) {
-		f->items |= ITEM_FLAGS;
-	} else if (str_ieq(it, "INTERNALDATE")) {
-		f->items |= ITEM_INTERNALDATE;
-	} else if (str_ieq(it, "RFC822.SIZE")) {
-		f->items |= ITEM_SIZE;
-	} else if (str_ieq(it, "FAST")) {
-		f->items |= ITEM_FLAGS | ITEM_INTERNALDATE | ITEM_SIZE;
-	} else if (str_ieq(it, "RFC822") || str_ieq(it, "RFC822.HEADER") ||
-		   str_ieq(it, "RFC822.TEXT") || strchr(it, '[') != NULL) {
-		if (f->section_count >= FETCH_SECTIONS_MAX) {
-			*why = "too many body sections";
-			return -1;
-		}
-		sec = &f->sections[f->section_count];
-		memset(sec, 0, sizeof(*sec));
-		if (str_ieq(it, "RFC822")) {
-			sec->kind = SECTION_ALL;
-			sec->name = xstrdup("RFC822");
-		} else if (str_ieq(it, "RFC822.HEADER")) {
-			sec->kind = SECTION_HEADER;
-			sec->peek = true;	/* RFC 9051 6.4.5: does not set \Seen */
-			sec->name = xstrdup("RFC822.HEADER");
-		} else if (str_ieq(it, "RFC822.TEXT")) {
-			sec->kind = SECTION_TEXT;
-			sec->name = xstrdup("RFC822.TEXT");
-		} else if (parse_body_item(it, sec, why) < 0) {
-			for (size_t k = 0; k < sec->field_count; k++)
-				free(sec->fields[k]);
-			free(sec->fields);
-			return -1;
-		}
-		f->section_count++;
-	} else {
-		*why = str_ieq(it, "ENVELOPE") || str_ieq(it, "BODYSTRUCTURE") ||
-		       str_ieq(it, "BODY") || str_ieq(it, "ALL") || str_ieq(it, "FULL") ?
-			"this FETCH item is not supported yet" : "unknown FETCH item";
+	if (f->section_count >= FETCH_SECTIONS_MAX) {
+		*why = "too many body sections";
 		return -1;
 	}
+	sec = &f->sections[f->section_count];
+	memset(sec, 0, sizeof(*sec));
+	for (size_t i = 0; i < ARRAY_SIZE(rfc822); i++) {
+		if (str_ieq(it, rfc822[i].name)) {
+			sec->type = SECTION_BODY;
+			sec->text = rfc822[i].text;
+			sec->peek = rfc822[i].peek;
+			sec->part = xstrdup("");
+			sec->name = xstrdup(rfc822[i].name);
+			f->section_count++;
+			return 0;
+		}
+	}
+	if (strchr(it, '[') == NULL) {
+		*why = "unknown FETCH item";
+		return -1;
+	}
+	/* Counted even on failure, so that imap_fetch_free() frees it. */
+	f->section_count++;
+	return parse_section_item(it, sec, why);
+}
+
+/* ---- one message ---- */
+
+/* What fetch_one knows of the message it is writing. */
+struct msg_ctx {
+	struct imap_fetch *f;
+	const struct store_msg *m;
+	int fd;			/* body file, opened when first needed */
+	bool mime_loaded;
+	struct store_mime mime;
+};
+
+static int msg_fail(struct msg_ctx *x, enum fetch_error e)
+{
+	if (e == FETCH_ERR_SERVER)
+		log_error("event=imap_read_failed uid=%u body=%s error=\"%s\"", x->m->uid,
+			  x->m->body, strerror(errno));
+	if (e > x->f->error)
+		x->f->error = e;
+	return -1;
+}
+
+static enum fetch_error errno_error(void)
+{
+	return errno == ENOENT ? FETCH_ERR_EXPUNGED : FETCH_ERR_SERVER;
+}
+
+static int msg_mime(struct msg_ctx *x)
+{
+	if (x->mime_loaded)
+		return 0;
+	int r = store_message_mime(imap_reader(), x->m->message_id, &x->mime);
+	if (r == 0)
+		r = store_msg_mime_parse(imap_store, x->m, &x->mime) == 0 ? 1 : -1;
+	if (r < 0)
+		return msg_fail(x, errno_error());
+	x->mime_loaded = true;
 	return 0;
 }
 
-/* Reads the whole message as a reader gets it (prefix + body file). */
-static int read_message(const struct store_msg *m, struct buf *out)
+/* Bytes [start, start+len) of the message as the client sees it (prefix +
+ * body file) onto out. */
+static int msg_read(struct msg_ctx *x, uint64_t start, uint64_t len, struct buf *out)
 {
-	buf_append(out, m->prefix, m->prefix_len);
-	int fd = store_msg_open(imap_store, m);
-	if (fd < 0)
-		return -1;
+	const struct store_msg *m = x->m;
+	if (start < m->prefix_len) {
+		size_t n = m->prefix_len - (size_t)start;
+		if (n > len)
+			n = (size_t)len;
+		buf_append(out, m->prefix + start, n);
+		start += n;
+		len -= n;
+	}
+	if (len == 0)
+		return 0;
+	if (x->fd < 0 && (x->fd = store_msg_open(imap_store, m)) < 0)
+		return msg_fail(x, errno_error());
+	off_t off = (off_t)(start - m->prefix_len);
 	char chunk[65536];
-	ssize_t n;
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+	while (len > 0) {
+		size_t want = len < sizeof(chunk) ? (size_t)len : sizeof(chunk);
+		ssize_t n = pread(x->fd, chunk, want, off);
+		if (n < 0)
+			return msg_fail(x, FETCH_ERR_SERVER);
+		if (n == 0)
+			break;	/* the file is shorter than its row says */
 		buf_append(out, chunk, (size_t)n);
-	close(fd);
-	return n < 0 ? -1 : 0;
+		off += n;
+		len -= (uint64_t)n;
+	}
+	return 0;
 }
 
 static bool field_listed(const struct section *sec, const char *name, size_t len)
@@ -224,41 +461,117 @@ static bool field_listed(const struct section *sec, const char *name, size_t len
 	return false;
 }
 
-/* The bytes of a section of msg into out. */
-static void section_bytes(const struct section *sec, const char *msg, size_t len,
+/* The fields of a header block listed (or, for .NOT, not listed), as they
+ * are, folds included, and the empty line that ends a header. */
+static void filter_fields(const struct section *sec, const char *hdr, size_t len,
 			  struct buf *out)
 {
-	size_t hlen = header_block_len(msg, len);
-	switch (sec->kind) {
-	case SECTION_ALL:
-		buf_append(out, msg, len);
-		break;
-	case SECTION_HEADER:
-		buf_append(out, msg, hlen);
-		break;
-	case SECTION_TEXT:
-		buf_append(out, msg + hlen, len - hlen);
-		break;
-	case SECTION_FIELDS:
-	case SECTION_FIELDS_NOT: {
-		size_t pos = 0;
-		struct header_field f;
-		int r;
-		while ((r = header_next(msg, hlen, &pos, &f)) != 0) {
-			if (r < 0)
-				continue;
-			bool listed = field_listed(sec, f.name, f.name_len);
-			if (listed != (sec->kind == SECTION_FIELDS))
-				continue;
-			/* The field as it is, folds included, with its CRLF. */
-			const char *end = f.value + f.value_len;
-			buf_append(out, f.name, (size_t)(end - f.name));
-			buf_append(out, "\r\n", 2);
-		}
+	size_t pos = 0;
+	struct header_field f;
+	int r;
+	while ((r = header_next(hdr, len, &pos, &f)) != 0) {
+		if (r < 0)
+			continue;
+		if (field_listed(sec, f.name, f.name_len) != (sec->text == TEXT_FIELDS))
+			continue;
+		const char *end = f.value + f.value_len;
+		buf_append(out, f.name, (size_t)(end - f.name));
 		buf_append(out, "\r\n", 2);
-		break;
 	}
+	buf_append(out, "\r\n", 2);
+}
+
+/* Decodes a leaf body for BINARY (RFC 3516 4.2). */
+static int binary_decode(struct msg_ctx *x, enum mime_cte cte, struct buf *raw,
+			 struct buf *out)
+{
+	switch (cte) {
+	case MIME_CTE_BASE64:
+		return decode_base64(raw->data ? raw->data : "", raw->len, out);
+	case MIME_CTE_QP:
+		return decode_qp(raw->data ? raw->data : "", raw->len, out);
+	case MIME_CTE_UNKNOWN:
+		return msg_fail(x, FETCH_ERR_UNKNOWN_CTE);
+	default:
+		buf_append(out, raw->data ? raw->data : "", raw->len);
+		return 0;
 	}
+}
+
+/* Cuts the partial range <start.count> out of [*start, *start + *len). */
+static void cut_partial(const struct section *sec, uint64_t *start, uint64_t *len)
+{
+	uint64_t off = sec->start < *len ? sec->start : *len;
+	*start += off;
+	*len -= off;
+	if (*len > sec->count)
+		*len = sec->count;
+}
+
+/* The section's bytes onto out; *missing_r when the message has no such
+ * part (answered with an empty string, as RFC 3501 6.4.5 lets servers),
+ * *cut_r when the partial range was applied already: a partial BODY reads
+ * only what it sends, as clients fetch large parts in pieces. */
+static int section_bytes(struct msg_ctx *x, const struct section *sec, struct buf *out,
+			 bool *missing_r, bool *cut_r)
+{
+	const struct store_msg *m = x->m;
+	*missing_r = false;
+	*cut_r = false;
+	bool plain = sec->type == SECTION_BODY && sec->text != TEXT_FIELDS &&
+		     sec->text != TEXT_FIELDS_NOT;
+	if (sec->part[0] == '\0' && sec->text == TEXT_NONE) {
+		/* The whole message: no lookup needed. */
+		uint64_t start = 0, len = m->size;
+		if (plain && sec->partial) {
+			cut_partial(sec, &start, &len);
+			*cut_r = true;
+		}
+		return msg_read(x, start, len, out);
+	}
+	if (msg_mime(x) < 0)
+		return -1;
+	const char *suffix = sec->text == TEXT_NONE ? "" :
+			     sec->text == TEXT_TEXT ? "TEXT" :
+			     sec->text == TEXT_MIME ? "MIME" : "HEADER";
+	char *spec = xasprintf("%s%s%s", sec->part, sec->part[0] && *suffix ? "." : "", suffix);
+	struct mime_section ms;
+	int r = mime_parts_lookup(x->mime.parts, x->mime.parts_len, spec, &ms);
+	free(spec);
+	if (r < 0) {
+		*missing_r = true;
+		return 0;
+	}
+	/* Into the message's coordinates (see the top of the file). */
+	uint64_t start = ms.range.start, len = ms.range.len;
+	if (start == 0)
+		len += m->prefix_len;
+	else
+		start += m->prefix_len;
+
+	if (sec->text == TEXT_FIELDS || sec->text == TEXT_FIELDS_NOT) {
+		struct buf hdr;
+		buf_init(&hdr, 0);
+		r = msg_read(x, start, len, &hdr);
+		if (r == 0)
+			filter_fields(sec, hdr.data ? hdr.data : "", hdr.len, out);
+		buf_deinit(&hdr);
+		return r;
+	}
+	if (plain || !ms.leaf_body) {
+		if (plain && sec->partial) {
+			cut_partial(sec, &start, &len);
+			*cut_r = true;
+		}
+		return msg_read(x, start, len, out);
+	}
+	struct buf raw;
+	buf_init(&raw, 0);
+	r = msg_read(x, start, len, &raw);
+	if (r == 0)
+		r = binary_decode(x, ms.cte, &raw, out);
+	buf_deinit(&raw);
+	return r;
 }
 
 static void internaldate(int64_t t, char out[40])
@@ -269,14 +582,48 @@ static void internaldate(int64_t t, char out[40])
 	strftime(out, 40, "%d-%b-%Y %H:%M:%S +0000", &tm);
 }
 
+/* Appends one section's value: "NAME {n}\r\n..." (or "~{n}" for BINARY
+ * content with NUL, RFC 3516 4.3). Returns 0 or -1 (message skipped). */
+static int write_section(struct msg_ctx *x, const struct section *sec, struct buf *b)
+{
+	struct buf data;
+	buf_init(&data, 0);
+	bool missing, cut;
+	if (section_bytes(x, sec, &data, &missing, &cut) < 0) {
+		buf_deinit(&data);
+		return -1;
+	}
+	const char *p = data.data ? data.data : "";
+	size_t n = data.len;
+	if (sec->type == SECTION_BINARY_SIZE) {
+		buf_printf(b, "%s %zu", sec->name, n);
+	} else if (missing) {
+		buf_printf(b, "%s \"\"", sec->name);
+	} else {
+		if (sec->partial && !cut) {
+			uint64_t start = 0, len = n;
+			cut_partial(sec, &start, &len);
+			p += start;
+			n = (size_t)len;
+		}
+		bool binary = sec->type == SECTION_BINARY && memchr(p, '\0', n) != NULL;
+		buf_printf(b, "%s %s{%zu}\r\n", sec->name, binary ? "~" : "", n);
+		buf_append(b, p, n);
+	}
+	buf_deinit(&data);
+	return 0;
+}
+
 /* One message's FETCH response. */
 static void fetch_one(struct imap_session *s, struct imap_fetch *f, size_t pos)
 {
-	struct store_msg *m = &s->view.msgs[pos];
+	const struct store_msg *m = &s->view.msgs[pos];
+	struct msg_ctx x = { .f = f, .m = m, .fd = -1 };
 	struct buf b;
 	buf_init(&b, 0);
 	buf_printf(&b, "* %zu FETCH (", pos + 1);
 	const char *sep = "";
+	int r = 0;
 	if (f->items & ITEM_UID) {
 		buf_printf(&b, "UID %u", m->uid);
 		sep = " ";
@@ -296,50 +643,83 @@ static void fetch_one(struct imap_session *s, struct imap_fetch *f, size_t pos)
 		buf_printf(&b, "%sRFC822.SIZE %llu", sep, (unsigned long long)m->size);
 		sep = " ";
 	}
-	if (f->section_count > 0) {
-		struct buf msg;
-		buf_init(&msg, 0);
-		if (read_message(m, &msg) < 0)
-			log_error("event=imap_read_failed uid=%u body=%s error=\"%s\"", m->uid,
-				  m->body, strerror(errno));
-		bool seen = false;
-		for (size_t i = 0; i < f->section_count; i++) {
-			const struct section *sec = &f->sections[i];
-			struct buf part;
-			buf_init(&part, 0);
-			section_bytes(sec, msg.data ? msg.data : "", msg.len, &part);
-			size_t off = 0, n = part.len;
-			if (sec->partial) {
-				off = sec->start < part.len ? (size_t)sec->start : part.len;
-				n = part.len - off;
-				if (n > sec->count)
-					n = (size_t)sec->count;
-			}
-			buf_printf(&b, "%s%s {%zu}\r\n", sep, sec->name, n);
-			buf_append(&b, part.data ? part.data + off : "", n);
-			buf_deinit(&part);
+	if ((f->items & ITEMS_MIME) && (r = msg_mime(&x)) == 0) {
+		if (f->items & ITEM_ENVELOPE) {
+			buf_printf(&b, "%sENVELOPE ", sep);
+			buf_append(&b, x.mime.envelope, x.mime.envelope_len);
 			sep = " ";
-			if (!sec->peek)
-				seen = true;
 		}
-		buf_deinit(&msg);
+		if (f->items & ITEM_BODY) {
+			buf_printf(&b, "%sBODY ", sep);
+			buf_append(&b, x.mime.body, x.mime.body_len);
+			sep = " ";
+		}
+		if (f->items & ITEM_BODYSTRUCTURE) {
+			buf_printf(&b, "%sBODYSTRUCTURE ", sep);
+			buf_append(&b, x.mime.bodystructure, x.mime.bodystructure_len);
+			sep = " ";
+		}
+	}
+	bool seen = false;
+	for (size_t i = 0; r == 0 && i < f->section_count; i++) {
+		const struct section *sec = &f->sections[i];
+		buf_append_str(&b, sep);
+		r = write_section(&x, sec, &b);
+		sep = " ";
+		if (!sec->peek)
+			seen = true;
+	}
+	if (x.fd >= 0)
+		close(x.fd);
+	store_mime_deinit(&x.mime);
+	if (r == 0) {
+		/* RFC 9051 6.4.5: the \Seen flag set by BODY[] is reported
+		 * with the FETCH response once it is stored (seen_done). */
 		if (seen && !s->view.readonly && !(m->flags & STORE_FLAG_SEEN)) {
 			f->seen = xrealloc(f->seen, (f->seen_count + 1) * sizeof(*f->seen));
 			f->seen[f->seen_count++] = m->uid;
 		}
+		buf_append_str(&b, ")\r\n");
+		conn_write(s->conn, b.data, b.len);
 	}
-	buf_append_str(&b, ")\r\n");
-	conn_write(s->conn, b.data, b.len);
 	buf_deinit(&b);
 }
 
-static void seen_done(void *arg, int result)
+/* The tagged reply, after the \Seen update if there was one. */
+static void fetch_reply(struct imap_session *s, enum fetch_error error)
 {
-	struct imap_session *s = arg;
-	if (s->conn != NULL) {
-		imap_sync(s, false);
+	/* No EXPUNGE during FETCH (RFC 9051 7.5.1). */
+	imap_sync(s, false);
+	switch (error) {
+	case FETCH_ERR_NONE:
 		imap_tagged(s, "OK", "FETCH completed");
+		break;
+	case FETCH_ERR_EXPUNGED:
+		/* RFC 9051 7.1: the message is gone for another session; it
+		 * will hear of the EXPUNGE at its next command. */
+		imap_tagged(s, "NO", "[EXPUNGEISSUED] Some messages were expunged");
+		break;
+	case FETCH_ERR_UNKNOWN_CTE:
+		imap_tagged(s, "NO", "[UNKNOWN-CTE] Cannot decode the part's Content-Transfer-Encoding");
+		break;
+	case FETCH_ERR_SERVER:
+		imap_tagged(s, "NO", "[SERVERBUG] Some messages could not be read");
+		break;
 	}
+}
+
+struct seen_ctx {
+	struct imap_session *s;
+	enum fetch_error error;
+};
+
+static void seen_done(void *arg, int result UNUSED)
+{
+	struct seen_ctx *c = arg;
+	struct imap_session *s = c->s;
+	if (s->conn != NULL)
+		fetch_reply(s, c->error);
+	free(c);
 	imap_command_done(s);
 }
 
@@ -356,21 +736,23 @@ void imap_fetch_continue(struct imap_session *s)
 	/* Done: mark what was read \Seen (RFC 9051 6.4.5), then report. */
 	uint32_t *seen = f->seen;
 	size_t seen_count = f->seen_count;
+	enum fetch_error error = f->error;
 	f->seen = NULL;
 	imap_fetch_free(&s->fetch);
 	if (seen_count > 0) {
+		struct seen_ctx *c = xmalloc(sizeof(*c));
+		c->s = s;
+		c->error = error;
 		s->busy = true;
 		conn_pause_read(s->conn);
 		store_flags_update(imap_store, s->view.info.id, seen, seen_count,
 				   STORE_FLAGS_ADD, STORE_FLAG_SEEN, NULL, conn_loop(s->conn),
-				   seen_done, s);
+				   seen_done, c);
 		free(seen);
 		return;
 	}
 	free(seen);
-	/* No EXPUNGE during FETCH (RFC 9051 7.5.1). */
-	imap_sync(s, false);
-	imap_tagged(s, "OK", "FETCH completed");
+	fetch_reply(s, error);
 	xfree(&s->tag);
 	conn_resume_read(s->conn);
 }
@@ -383,18 +765,26 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_command *c UNUSED,
 		return;
 	}
 	struct imap_fetch *f = xcalloc(1, sizeof(*f));
-	const char *why = NULL;
+	const char *why = "no FETCH items";
 	int r = 0;
 	if (a[1].type == IMAP_ARG_LIST) {
+		if (a[1].len == 0)
+			r = -1;	/* RFC 9051 9: "(" fetch-att *(SP fetch-att) ")" */
 		for (size_t i = 0; i < a[1].len && r == 0; i++)
-			r = add_item(f, &a[1].list[i], &why);
+			r = add_item(f, &a[1].list[i], false, &why);
 	} else {
-		r = add_item(f, &a[1], &why);
+		r = add_item(f, &a[1], true, &why);
 	}
 	if (uid)
 		f->items |= ITEM_UID;
+	struct imap_view *v = &s->view;
 	struct seqset set;
-	if (r == 0 && imap_seqset(s, a[0].str, uid, &set) < 0) {
+	if (r == 0 && !uid && v->count == 0) {
+		/* RFC 9051 9 seq-number: a number beyond EXISTS is an error,
+		 * "*" in an empty mailbox included. */
+		why = "Invalid message number: the mailbox is empty";
+		r = -1;
+	} else if (r == 0 && imap_seqset(s, a[0].str, uid, &set) < 0) {
 		why = "invalid sequence set";
 		r = -1;
 	}
@@ -403,7 +793,6 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_command *c UNUSED,
 		imap_tagged(s, "BAD", "%s", why);
 		return;
 	}
-	struct imap_view *v = &s->view;
 	f->positions = xmalloc((v->count ? v->count : 1) * sizeof(*f->positions));
 	for (size_t i = 0; i < v->count; i++) {
 		if (seqset_has(&set, uid ? v->msgs[i].uid : (uint32_t)i + 1))

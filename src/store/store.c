@@ -97,6 +97,13 @@ static const char *const migrations[] = {
 	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
 	"  address TEXT NOT NULL,"
 	"  PRIMARY KEY (account_id, address)) WITHOUT ROWID;",
+	/* 2 -> 3: what the MIME parser computes at delivery, for IMAP FETCH
+	 * (envelope and bodystructure were reserved in version 1): BODY
+	 * without extension data, and the byte ranges of the parts
+	 * (mime_parts_serialize). Rows from before have NULL and are parsed
+	 * when fetched. */
+	"ALTER TABLE messages ADD COLUMN body_simple BLOB;"
+	"ALTER TABLE messages ADD COLUMN parts BLOB;",
 };
 
 char *store_db_error(sqlite3 *db, const char *what)
@@ -366,7 +373,9 @@ struct store_reader *store_reader_new(struct store *s)
 	    sqlite3_prepare_v2(r->db, "SELECT a.id, a.password, a.scram FROM accounts a"
 			       " JOIN domains d ON d.id = a.domain_id"
 			       " WHERE d.name = ? AND a.localpart = ?",
-			       -1, &r->st_auth, NULL) != SQLITE_OK)
+			       -1, &r->st_auth, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "SELECT envelope, body_simple, bodystructure, parts"
+			       " FROM messages WHERE id = ?", -1, &r->st_mime, NULL) != SQLITE_OK)
 		log_fatal("event=store_reader_prepare error=\"%s\"", sqlite3_errmsg(r->db));
 	return r;
 }
@@ -382,6 +391,7 @@ void store_reader_free(struct store_reader **rp)
 	sqlite3_finalize(r->st_first_account);
 	sqlite3_finalize(r->st_auth);
 	sqlite3_finalize(r->st_sendas);
+	sqlite3_finalize(r->st_mime);
 	sqlite3_close(r->db);
 	free(r);
 	*rp = NULL;

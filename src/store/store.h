@@ -299,6 +299,25 @@ void store_copy(struct store *s, int64_t src_mailbox, int64_t dst_mailbox,
 		const uint32_t *uids, size_t count, bool move, struct loop *loop,
 		store_copy_done_fn *done, void *arg);
 
+/* What the MIME parser (mime/mime.h) computed for a message once, at
+ * delivery or APPEND, and IMAP FETCH serves: ENVELOPE, BODY and
+ * BODYSTRUCTURE as IMAP writes them, and the byte ranges of the parts
+ * (mime_parts_serialize; offsets into the body file, without the
+ * per-recipient prefix). */
+struct store_mime {
+	char *envelope, *body, *bodystructure;
+	size_t envelope_len, body_len, bodystructure_len;
+	unsigned char *parts;
+	size_t parts_len;
+};
+/* The stored values of a messages row: 1 with *m filled, 0 when the row has
+ * none (written by an older version), -1 on error. */
+int store_message_mime(struct store_reader *r, int64_t message_id, struct store_mime *m);
+/* Parses the body file of m (without its prefix) and computes the values,
+ * for rows that have none. Returns 0 or -1 (errno: the file is gone). */
+int store_msg_mime_parse(struct store *s, const struct store_msg *msg, struct store_mime *m);
+void store_mime_deinit(struct store_mime *m);
+
 /* Opens a message's body file for reading. Returns an fd or -1 (errno). */
 int store_msg_open(struct store *s, const struct store_msg *m);
 

@@ -6,6 +6,7 @@
 #include "core/loop.h"
 #include "core/util.h"
 #include "mime/header.h"
+#include "mime/mime.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +40,9 @@ struct store_delivery {
 	int64_t received;
 	struct buf wbuf;
 	struct buf head;
+	struct mime_parser *mime;	/* parses as the body is written */
+	struct store_mime mime_result;
+	bool mime_ok;
 	char *sender;
 	struct local_rcpt *locals;
 	size_t local_count;
@@ -81,6 +85,7 @@ struct store_delivery *store_delivery_new(struct store *s, char **error_r)
 	}
 	buf_init(&d->wbuf, 0);
 	buf_init(&d->head, DELIVERY_HEAD_MAX);
+	d->mime = mime_parser_new(NULL);
 	d->sender = xstrdup("");
 	return d;
 }
@@ -113,6 +118,7 @@ int store_delivery_write(struct store_delivery *d, const void *data, size_t len)
 		(void)buf_append(&d->head, data, len < room ? len : room);
 	}
 	d->size += len;
+	mime_parser_feed(d->mime, data, len);
 	if (d->wbuf.len + len > DELIVERY_WBUF && flush_wbuf(d) < 0)
 		return -1;
 	if (len >= DELIVERY_WBUF) {
@@ -185,6 +191,8 @@ static void delivery_free(struct store_delivery *d)
 		close(d->fd);
 	buf_deinit(&d->wbuf);
 	buf_deinit(&d->head);
+	mime_parser_free(&d->mime);
+	store_mime_deinit(&d->mime_result);
 	free(d->tmp_path);
 	free(d->body_path);
 	free(d->sender);
@@ -256,8 +264,9 @@ static int delivery_apply(struct store_job *job, sqlite3 *db)
 
 	if (sqlite3_prepare_v2(db,
 			"INSERT INTO messages (queue_id, body, size, received, sender,"
-			" hdr_from, hdr_subject, hdr_date, hdr_message_id)"
-			" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &msg, NULL) != SQLITE_OK ||
+			" hdr_from, hdr_subject, hdr_date, hdr_message_id,"
+			" envelope, body_simple, bodystructure, parts)"
+			" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &msg, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
 			"UPDATE mailboxes SET uidnext = uidnext + 1,"
 			" highestmodseq = highestmodseq + 1"
@@ -281,6 +290,13 @@ static int delivery_apply(struct store_job *job, sqlite3 *db)
 	sqlite3_bind_text(msg, 7, d->hdr_subject ? d->hdr_subject : "", -1, SQLITE_STATIC);
 	bind_text_or_null(msg, 8, d->hdr_date);
 	bind_text_or_null(msg, 9, d->hdr_message_id);
+	if (d->mime_ok) {
+		const struct store_mime *m = &d->mime_result;
+		sqlite3_bind_blob(msg, 10, m->envelope, (int)m->envelope_len, SQLITE_STATIC);
+		sqlite3_bind_blob(msg, 11, m->body, (int)m->body_len, SQLITE_STATIC);
+		sqlite3_bind_blob(msg, 12, m->bodystructure, (int)m->bodystructure_len, SQLITE_STATIC);
+		sqlite3_bind_blob(msg, 13, m->parts, (int)m->parts_len, SQLITE_STATIC);
+	}
 	if (sqlite3_step(msg) != SQLITE_DONE)
 		goto out;
 	int64_t message_id = sqlite3_last_insert_rowid(db);
@@ -424,6 +440,13 @@ void store_delivery_commit(struct store_delivery *d, struct loop *loop,
 		d->hdr_message_id = header_get(d->head.data, hlen, "Message-ID");
 	}
 	buf_deinit(&d->head);
+	/* The parse went along with the writes; what is left is small. */
+	struct mime_message *mm;
+	mime_parser_finish(&d->mime, &mm);
+	d->mime_ok = store_mime_compute(mm, &d->mime_result) == 0;
+	if (!d->mime_ok)
+		log_warn("event=mime_too_large queue_id=%s", d->queue_id);
+	mime_message_free(&mm);
 	if (flush_wbuf(d) < 0) {
 		d->result = -1;
 		unlinkat(d->store->data_dir_fd, d->tmp_path, 0);

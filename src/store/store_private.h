@@ -35,6 +35,7 @@ struct store_reader {
 	sqlite3_stmt *st_first_account;
 	sqlite3_stmt *st_auth;
 	sqlite3_stmt *st_sendas;
+	sqlite3_stmt *st_mime;
 };
 
 /* A unit of work for the writer thread. prepare runs outside the shared
@@ -53,6 +54,13 @@ struct store_job {
 	char sync_dir[32];
 	bool sync_parent;
 };
+
+/* store_mime.c */
+struct mime_message;
+/* Fills m from a parsed message. Returns 0, or -1 when a value outgrew
+ * its limit (a hostile message: the row then keeps NULL, and FETCH parses
+ * again and fails the same way). */
+int store_mime_compute(const struct mime_message *msg, struct store_mime *m);
 
 /* store.c */
 int store_db_open(struct store *s, sqlite3 **db_r, bool readonly, char **error_r);

@@ -21,7 +21,7 @@ IO_TIMEOUT = 20.0
 
 # What every session offers (RFC 9051 7.2.2 / the extensions yubin has).
 BASE_CAPS = {"IMAP4REV1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE",
-             "UNSELECT", "UIDPLUS", "NAMESPACE", "SPECIAL-USE"}
+             "UNSELECT", "UIDPLUS", "NAMESPACE", "SPECIAL-USE", "BINARY"}
 AUTH_CAPS = {"AUTH=PLAIN", "AUTH=LOGIN", "AUTH=SCRAM-SHA-256"}
 
 
