@@ -104,6 +104,18 @@ static const char *const migrations[] = {
 	 * when fetched. */
 	"ALTER TABLE messages ADD COLUMN body_simple BLOB;"
 	"ALTER TABLE messages ADD COLUMN parts BLOB;",
+	/* 3 -> 4: full-text index for IMAP SEARCH TEXT/BODY (RFC 9051
+	 * 6.4.4: case-insensitive substring match). The trigram tokenizer
+	 * finds any substring of three characters or more; shorter needles
+	 * scan the stored text with LIKE. rowid is messages.id; the trigger
+	 * keeps the index to the messages that exist. text_indexed: NULL for
+	 * rows from before (searched by reading the message), 0 when the
+	 * text was cut at STORE_TEXT_MAX (searched both ways), 1 when whole. */
+	"CREATE VIRTUAL TABLE message_text USING fts5(header, body, tokenize = 'trigram');"
+	"CREATE TRIGGER message_text_gc AFTER DELETE ON messages BEGIN"
+	"  DELETE FROM message_text WHERE rowid = old.id;"
+	" END;"
+	"ALTER TABLE messages ADD COLUMN text_indexed INTEGER;",
 };
 
 char *store_db_error(sqlite3 *db, const char *what)

@@ -318,6 +318,17 @@ int store_message_mime(struct store_reader *r, int64_t message_id, struct store_
 int store_msg_mime_parse(struct store *s, const struct store_msg *msg, struct store_mime *m);
 void store_mime_deinit(struct store_mime *m);
 
+/* Full-text search for IMAP SEARCH BODY/TEXT/HEADER (RFC 9051 6.4.4):
+ * the UIDs of the mailbox, ascending, whose indexed text contains needle
+ * (case-insensitive substring; the index holds decoded, UTF-8 text), in
+ * *match_r; and in *unindexed_r those whose text is not or not wholly in the
+ * index (stored by an older version, or cut at the size limit), which the
+ * caller must check by reading them. Arrays are new (free them). */
+enum store_text_where { STORE_TEXT_HEADER, STORE_TEXT_BODY, STORE_TEXT_ALL };
+int store_text_search(struct store_reader *r, int64_t mailbox_id, enum store_text_where where,
+		      const char *needle, uint32_t **match_r, size_t *match_count_r,
+		      uint32_t **unindexed_r, size_t *unindexed_count_r);
+
 /* Opens a message's body file for reading. Returns an fd or -1 (errno). */
 int store_msg_open(struct store *s, const struct store_msg *m);
 

@@ -43,6 +43,7 @@ struct store_delivery {
 	struct mime_parser *mime;	/* parses as the body is written */
 	struct store_mime mime_result;
 	bool mime_ok;
+	struct store_text text;	/* for the full-text index */
 	char *sender;
 	struct local_rcpt *locals;
 	size_t local_count;
@@ -76,7 +77,7 @@ struct store_delivery *store_delivery_new(struct store *s, char **error_r)
 	strftime(d->bucket, sizeof(d->bucket), "%Y%m%d%H", &tm);
 	d->tmp_path = xasprintf("tmp/%s", d->queue_id);
 	d->fd = openat(s->data_dir_fd, d->tmp_path,
-		       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		       O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (d->fd < 0) {
 		*error_r = xasprintf("%s/%s: %s", s->data_dir, d->tmp_path, strerror(errno));
 		free(d->tmp_path);
@@ -193,6 +194,7 @@ static void delivery_free(struct store_delivery *d)
 	buf_deinit(&d->head);
 	mime_parser_free(&d->mime);
 	store_mime_deinit(&d->mime_result);
+	store_text_deinit(&d->text);
 	free(d->tmp_path);
 	free(d->body_path);
 	free(d->sender);
@@ -259,14 +261,14 @@ static int bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
 static int delivery_apply(struct store_job *job, sqlite3 *db)
 {
 	struct store_delivery *d = (struct store_delivery *)job;
-	sqlite3_stmt *msg = NULL, *mbox = NULL, *mail = NULL, *queue = NULL;
+	sqlite3_stmt *msg = NULL, *mbox = NULL, *mail = NULL, *queue = NULL, *text = NULL;
 	int r = -1;
 
 	if (sqlite3_prepare_v2(db,
 			"INSERT INTO messages (queue_id, body, size, received, sender,"
 			" hdr_from, hdr_subject, hdr_date, hdr_message_id,"
-			" envelope, body_simple, bodystructure, parts)"
-			" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &msg, NULL) != SQLITE_OK ||
+			" envelope, body_simple, bodystructure, parts, text_indexed)"
+			" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &msg, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
 			"UPDATE mailboxes SET uidnext = uidnext + 1,"
 			" highestmodseq = highestmodseq + 1"
@@ -297,9 +299,20 @@ static int delivery_apply(struct store_job *job, sqlite3 *db)
 		sqlite3_bind_blob(msg, 12, m->bodystructure, (int)m->bodystructure_len, SQLITE_STATIC);
 		sqlite3_bind_blob(msg, 13, m->parts, (int)m->parts_len, SQLITE_STATIC);
 	}
+	sqlite3_bind_int(msg, 14, d->text.complete);
 	if (sqlite3_step(msg) != SQLITE_DONE)
 		goto out;
 	int64_t message_id = sqlite3_last_insert_rowid(db);
+	if (sqlite3_prepare_v2(db, "INSERT INTO message_text (rowid, header, body) VALUES (?, ?, ?)",
+			       -1, &text, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(text, 1, message_id);
+	sqlite3_bind_text(text, 2, d->text.header.data ? d->text.header.data : "",
+			  (int)d->text.header.len, SQLITE_STATIC);
+	sqlite3_bind_text(text, 3, d->text.body.data ? d->text.body.data : "",
+			  (int)d->text.body.len, SQLITE_STATIC);
+	if (sqlite3_step(text) != SQLITE_DONE)
+		goto out;
 
 	for (size_t i = 0; i < d->local_count; i++) {
 		sqlite3_reset(mbox);
@@ -398,6 +411,7 @@ out:
 	sqlite3_finalize(mbox);
 	sqlite3_finalize(mail);
 	sqlite3_finalize(queue);
+	sqlite3_finalize(text);
 	return r;
 }
 
@@ -440,13 +454,6 @@ void store_delivery_commit(struct store_delivery *d, struct loop *loop,
 		d->hdr_message_id = header_get(d->head.data, hlen, "Message-ID");
 	}
 	buf_deinit(&d->head);
-	/* The parse went along with the writes; what is left is small. */
-	struct mime_message *mm;
-	mime_parser_finish(&d->mime, &mm);
-	d->mime_ok = store_mime_compute(mm, &d->mime_result) == 0;
-	if (!d->mime_ok)
-		log_warn("event=mime_too_large queue_id=%s", d->queue_id);
-	mime_message_free(&mm);
 	if (flush_wbuf(d) < 0) {
 		d->result = -1;
 		unlinkat(d->store->data_dir_fd, d->tmp_path, 0);
@@ -454,5 +461,16 @@ void store_delivery_commit(struct store_delivery *d, struct loop *loop,
 		return;
 	}
 	buf_deinit(&d->wbuf);
+	/* The parse went along with the writes; what is left is small. The
+	 * text for the index is read back from the file just written (from
+	 * the page cache). */
+	struct mime_message *mm;
+	mime_parser_finish(&d->mime, &mm);
+	d->mime_ok = store_mime_compute(mm, &d->mime_result) == 0;
+	if (!d->mime_ok)
+		log_warn("event=mime_too_large queue_id=%s", d->queue_id);
+	if (d->local_count > 0 || d->append_mailbox > 0)
+		store_text_extract(mm, d->fd, &d->text);
+	mime_message_free(&mm);
 	store_writer_submit(d->store, &d->job);
 }

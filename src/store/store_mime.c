@@ -3,7 +3,10 @@
  * with one primary-key lookup. */
 #include "store/store_private.h"
 #include "core/buf.h"
+#include "core/log.h"
 #include "core/util.h"
+#include "mime/decode.h"
+#include "mime/header.h"
 #include "mime/mime.h"
 #include "mime/mime_imap.h"
 
@@ -118,4 +121,270 @@ int store_msg_mime_parse(struct store *s, const struct store_msg *msg, struct st
 	if (r < 0)
 		errno = EFBIG;
 	return r;
+}
+
+/* ---- text for the full-text index ---- */
+
+/* Reads [start, start+len) of fd onto out. */
+static int pread_range(int fd, uint64_t start, uint64_t len, struct buf *out)
+{
+	char chunk[65536];
+	while (len > 0) {
+		size_t want = len < sizeof(chunk) ? (size_t)len : sizeof(chunk);
+		ssize_t n = pread(fd, chunk, want, (off_t)start);
+		if (n <= 0)
+			return n < 0 ? -1 : 0;
+		if (buf_append(out, chunk, (size_t)n) < 0)
+			return 0;	/* out is full: the text is cut there */
+		start += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+/* "Name: value" lines of a header block, unfolded and RFC 2047 decoded. */
+static void header_text(const char *hdr, size_t len, struct buf *out)
+{
+	size_t pos = 0;
+	struct header_field f;
+	int r;
+	while ((r = header_next(hdr, len, &pos, &f)) != 0) {
+		if (r < 0)
+			continue;
+		char *raw = header_unfold(f.value, f.value_len);
+		char *dec = header_decode_2047(raw);
+		buf_append(out, f.name, f.name_len);
+		buf_append_str(out, ": ");
+		buf_append_str(out, dec);
+		buf_append_c(out, '\n');
+		free(dec);
+		free(raw);
+	}
+}
+
+/* HTML to its text: tags go, a few entities become their character. Good
+ * enough to find words in; not a renderer. */
+static void html_text(const char *p, size_t len, struct buf *out)
+{
+	static const struct { const char *name; const char *text; } ent[] = {
+		{ "&amp;", "&" }, { "&lt;", "<" }, { "&gt;", ">" }, { "&quot;", "\"" },
+		{ "&apos;", "'" }, { "&nbsp;", " " },
+	};
+	bool in_tag = false;
+	for (size_t i = 0; i < len; i++) {
+		char c = p[i];
+		if (in_tag) {
+			if (c == '>') {
+				in_tag = false;
+				buf_append_c(out, ' ');
+			}
+			continue;
+		}
+		if (c == '<') {
+			in_tag = true;
+			continue;
+		}
+		if (c == '&') {
+			size_t k;
+			for (k = 0; k < ARRAY_SIZE(ent); k++) {
+				size_t el = strlen(ent[k].name);
+				if (len - i >= el && str_nieq(p + i, ent[k].name, el)) {
+					buf_append_str(out, ent[k].text);
+					i += el - 1;
+					break;
+				}
+			}
+			if (k < ARRAY_SIZE(ent))
+				continue;
+		}
+		buf_append_c(out, c);
+	}
+}
+
+/* A text part's body: transfer decoding, charset to UTF-8, HTML to text. */
+static void part_text(const struct mime_part *part, int fd, struct buf *out)
+{
+	struct mime_range r = mime_part_body(part);
+	struct buf raw, dec, utf8;
+	buf_init(&raw, STORE_TEXT_MAX);
+	buf_init(&dec, STORE_TEXT_MAX);
+	buf_init(&utf8, STORE_TEXT_MAX);
+	(void)pread_range(fd, r.start, r.len, &raw);
+	const char *in = raw.data ? raw.data : "";
+	switch (mime_part_cte(part)) {
+	case MIME_CTE_BASE64:
+		(void)decode_base64(in, raw.len, &dec);
+		break;
+	case MIME_CTE_QP:
+		(void)decode_qp(in, raw.len, &dec);
+		break;
+	default:
+		(void)buf_append(&dec, in, raw.len);
+		break;
+	}
+	const char *charset = mime_part_param(part, "charset");
+	if (dec.len > 0 &&
+	    charset_to_utf8(charset ? charset : "us-ascii", dec.data, dec.len, &utf8) == -2)
+		(void)charset_to_utf8("utf-8", dec.data, dec.len, &utf8);
+	if (str_ieq(mime_part_subtype(part), "html"))
+		html_text(utf8.data ? utf8.data : "", utf8.len, out);
+	else
+		(void)buf_append(out, utf8.data ? utf8.data : "", utf8.len);
+	(void)buf_append_c(out, '\n');
+	buf_deinit(&raw);
+	buf_deinit(&dec);
+	buf_deinit(&utf8);
+}
+
+static void tree_text(const struct mime_part *part, int fd, struct buf *body, int depth)
+{
+	if (depth > MIME_DEFAULT_MAX_DEPTH)
+		return;
+	switch (mime_part_kind(part)) {
+	case MIME_KIND_TEXT:
+		part_text(part, fd, body);
+		break;
+	case MIME_KIND_MULTIPART:
+		for (const struct mime_part *c = mime_part_first_child(part); c; c = mime_part_next(c))
+			tree_text(c, fd, body, depth + 1);
+		break;
+	case MIME_KIND_MESSAGE: {
+		/* An attached message: its header is text of ours too. */
+		const struct mime_part *inner = mime_part_first_child(part);
+		if (inner == NULL)
+			break;
+		struct mime_range h = mime_part_header(inner);
+		struct buf hdr;
+		buf_init(&hdr, STORE_TEXT_MAX);
+		(void)pread_range(fd, h.start, h.len, &hdr);
+		header_text(hdr.data ? hdr.data : "", hdr.len, body);
+		buf_deinit(&hdr);
+		tree_text(inner, fd, body, depth + 1);
+		break;
+	}
+	case MIME_KIND_LEAF:
+		break;
+	}
+}
+
+void store_text_extract(const struct mime_message *msg, int fd, struct store_text *t)
+{
+	buf_init(&t->header, STORE_TEXT_MAX);
+	buf_init(&t->body, STORE_TEXT_MAX);
+	const struct mime_part *root = mime_message_root(msg);
+	struct mime_range h = mime_part_header(root);
+	struct buf hdr;
+	buf_init(&hdr, STORE_TEXT_MAX);
+	(void)pread_range(fd, h.start, h.len, &hdr);
+	header_text(hdr.data ? hdr.data : "", hdr.len, &t->header);
+	buf_deinit(&hdr);
+	tree_text(root, fd, &t->body, 0);
+	/* Cut at the limit: those messages are searched the slow way too. */
+	t->complete = t->header.len < STORE_TEXT_MAX && t->body.len < STORE_TEXT_MAX;
+}
+
+void store_text_deinit(struct store_text *t)
+{
+	buf_deinit(&t->header);
+	buf_deinit(&t->body);
+}
+
+static int collect_uids(sqlite3_stmt *st, uint32_t **uids_r, size_t *count_r)
+{
+	size_t n = 0, cap = 0;
+	uint32_t *v = NULL;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		v[n++] = (uint32_t)sqlite3_column_int64(st, 0);
+	}
+	*uids_r = v;
+	*count_r = n;
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Characters, not bytes: the trigram tokenizer counts characters. */
+static size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+int store_text_search(struct store_reader *r, int64_t mailbox_id, enum store_text_where where,
+		      const char *needle, uint32_t **match_r, size_t *match_count_r,
+		      uint32_t **unindexed_r, size_t *unindexed_count_r)
+{
+	static const char *const columns[] = { "header", "body", NULL };
+	*match_r = *unindexed_r = NULL;
+	*match_count_r = *unindexed_count_r = 0;
+	struct buf sql, arg;
+	buf_init(&sql, 0);
+	buf_init(&arg, 0);
+	if (utf8_chars(needle) >= 3) {
+		/* An FTS5 phrase: one string, quotes doubled; with the
+		 * trigram tokenizer it matches as a substring. The index is
+		 * asked once (IN), not once per message of the mailbox. */
+		buf_append_str(&sql, "SELECT m.uid FROM mail m WHERE m.mailbox_id = ?1 AND"
+			       " m.message_id IN (SELECT rowid FROM message_text"
+			       " WHERE message_text MATCH ?2)");
+		if (where != STORE_TEXT_ALL)
+			buf_printf(&arg, "%s : ", columns[where]);
+		buf_append_c(&arg, '"');
+		for (const char *p = needle; *p; p++) {
+			if (*p == '"')
+				buf_append_c(&arg, '"');
+			buf_append_c(&arg, *p);
+		}
+		buf_append_c(&arg, '"');
+	} else {
+		/* Too short for trigrams: the stored text of this mailbox's
+		 * messages is scanned. */
+		buf_append_str(&sql, "SELECT m.uid FROM mail m JOIN message_text t"
+			       " ON t.rowid = m.message_id WHERE m.mailbox_id = ?1 AND ");
+		buf_append_c(&arg, '%');
+		for (const char *p = needle; *p; p++) {
+			if (*p == '%' || *p == '_' || *p == '\\')
+				buf_append_c(&arg, '\\');
+			buf_append_c(&arg, *p);
+		}
+		buf_append_c(&arg, '%');
+		if (where == STORE_TEXT_ALL)
+			buf_append_str(&sql, "(t.header LIKE ?2 ESCAPE '\\' OR t.body LIKE ?2 ESCAPE '\\')");
+		else
+			buf_printf(&sql, "t.%s LIKE ?2 ESCAPE '\\'", columns[where]);
+	}
+	buf_append_str(&sql, " ORDER BY m.uid");
+	sqlite3_stmt *st = NULL, *un = NULL;
+	int result = -1;
+	if (sqlite3_prepare_v2(r->db, sql.data, -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "SELECT m.uid FROM mail m JOIN messages g ON g.id = m.message_id"
+			       " WHERE m.mailbox_id = ? AND (g.text_indexed IS NULL OR g.text_indexed = 0)"
+			       " ORDER BY m.uid", -1, &un, NULL) != SQLITE_OK) {
+		log_error("event=text_search_failed error=\"%s\"", sqlite3_errmsg(r->db));
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_text(st, 2, arg.data, (int)arg.len, SQLITE_STATIC);
+	sqlite3_bind_int64(un, 1, mailbox_id);
+	if (collect_uids(st, match_r, match_count_r) < 0 ||
+	    collect_uids(un, unindexed_r, unindexed_count_r) < 0) {
+		log_error("event=text_search_failed error=\"%s\"", sqlite3_errmsg(r->db));
+		free(*match_r);
+		free(*unindexed_r);
+		*match_r = *unindexed_r = NULL;
+		*match_count_r = *unindexed_count_r = 0;
+		goto out;
+	}
+	result = 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(un);
+	buf_deinit(&sql);
+	buf_deinit(&arg);
+	return result;
 }

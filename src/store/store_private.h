@@ -3,6 +3,7 @@
 #define YUBIN_STORE_PRIVATE_H
 
 #include "store/store.h"
+#include "core/buf.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -61,6 +62,20 @@ struct mime_message;
  * its limit (a hostile message: the row then keeps NULL, and FETCH parses
  * again and fails the same way). */
 int store_mime_compute(const struct mime_message *msg, struct store_mime *m);
+
+/* The text of a message for the full-text index (SQLite FTS5, table
+ * message_text): the top-level header fields as "Name: value" lines,
+ * RFC 2047 decoded, and the body text: every text part transfer-decoded,
+ * in UTF-8, HTML without its tags, and the header of attached messages.
+ * Each at most STORE_TEXT_MAX bytes; complete says nothing was cut (else
+ * SEARCH reads the message too). fd is the body file, readable. */
+#define STORE_TEXT_MAX (4 * 1024 * 1024)
+struct store_text {
+	struct buf header, body;
+	bool complete;
+};
+void store_text_extract(const struct mime_message *msg, int fd, struct store_text *t);
+void store_text_deinit(struct store_text *t);
 
 /* store.c */
 int store_db_open(struct store *s, sqlite3 **db_r, bool readonly, char **error_r);
