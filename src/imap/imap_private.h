@@ -34,9 +34,11 @@ struct imap_view {
 	size_t count;
 	uint64_t modseq;	/* everything up to here has been reported */
 	uint64_t version;	/* store_mailbox_version() last seen */
+	struct seqset recent;	/* UIDs \Recent to this session (RFC 3501 2.3.2) */
 };
 
 struct imap_fetch;
+struct imap_append;
 
 struct imap_session {
 	struct conn *conn;	/* NULL once the connection is gone */
@@ -55,10 +57,19 @@ struct imap_session {
 	bool idling;
 	struct event *idle_timer;
 	struct imap_fetch *fetch;	/* a FETCH being written */
-	struct seqset silent;	/* STORE .SILENT: UIDs not to echo */
-	struct store_delivery *append;	/* APPEND's message being received */
+	struct seqset store_uids;	/* of the STORE running: echoed by store_done */
+	bool store_silent;
+	struct seqset saved;	/* SEARCHRES "$" as UIDs (RFC 9051 6.4.4.1) */
+	/* APPEND's large messages, streamed into body files as the parser
+	 * reads them, in order (MULTIAPPEND, RFC 3502: several per command). */
+	struct store_delivery **append;
+	size_t append_count;
 	bool append_failed;
-	uint32_t append_uidvalidity, append_uid;
+	struct imap_append *appending;	/* committing, waiting for the store */
+	/* ENABLE (RFC 5161): IMAP4rev2 (RFC 9051 appendix E: ESEARCH for
+	 * SEARCH, no \Recent, UTF-8 names) and UTF8=ACCEPT (RFC 6855). */
+	bool rev2;
+	bool utf8;
 };
 
 extern const struct config *imap_cfg;
@@ -76,7 +87,18 @@ void imap_command_done(struct imap_session *s);
 /* Appends a string as an IMAP quoted string or literal. */
 void imap_append_astring(struct buf *b, const char *s, size_t len);
 void imap_append_flags(struct buf *b, const struct store_msg *m);
-/* A sequence set argument against the view (uid: UIDs). */
+/* The flags of message pos of the view, with \Recent for an IMAP4rev1
+ * session (FETCH FLAGS should use this one). */
+void imap_append_view_flags(struct imap_session *s, struct buf *b, size_t pos);
+bool imap_is_recent(struct imap_session *s, uint32_t uid);
+/* Adds n to a set built in ascending order (merging neighbours). */
+void imap_set_add(struct seqset *set, uint32_t n);
+/* A sequence set in the compact form ("1:3,7"), as COPYUID writes it. */
+void imap_append_set(struct buf *b, const struct seqset *set);
+/* A sequence set argument against the view (uid: UIDs), or "$", the saved
+ * search result (RFC 9051 6.4.4.1), in the numbers asked for. Returns 0,
+ * or -1 for bad syntax or a message number beyond the view (RFC 9051 9,
+ * seq-number: also "*" in an empty mailbox). */
 int imap_seqset(struct imap_session *s, const char *arg, bool uid, struct seqset *set_r);
 
 /* imap_search.c */

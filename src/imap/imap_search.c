@@ -406,6 +406,11 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, size_t n,
 		}
 		start = 2;
 	}
+	if (start >= n) {
+		/* Not parse_list: with no arguments a is NULL. */
+		imap_tagged(s, "BAD", "Syntax: SEARCH [RETURN (options)] [CHARSET charset] key ...");
+		return;
+	}
 	struct sparser p = { s, a, n, start, uid, NULL };
 	struct skey *root = parse_list(&p, a + start, n - start, 0);
 	if (root == NULL) {

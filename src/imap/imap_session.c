@@ -16,6 +16,7 @@
 #include "core/util.h"
 #include "net/net.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,14 +144,134 @@ void imap_append_flags(struct buf *b, const struct store_msg *m)
 }
 
 static void capabilities(struct imap_session *s, struct buf *b);
+static void append_name(struct imap_session *s, struct buf *b, const char *name);
+static void append_abort_all(struct imap_session *s);
+static char *name_in(struct imap_session *s, const char *arg);
 static char *decode_name(struct imap_session *s, const char *arg);
-static void append_name(struct buf *b, const char *name);
+
+void imap_set_add(struct seqset *set, uint32_t n)
+{
+	if (set->count > 0 && set->r[set->count - 1].hi + 1 == n) {
+		set->r[set->count - 1].hi = n;
+		return;
+	}
+	/* Grows by doubling: count is a power of two when full. */
+	if ((set->count & (set->count - 1)) == 0)
+		set->r = xrealloc(set->r, (set->count ? set->count * 2 : 1) * sizeof(*set->r));
+	set->r[set->count].lo = set->r[set->count].hi = n;
+	set->count++;
+}
+
+void imap_append_set(struct buf *b, const struct seqset *set)
+{
+	for (size_t i = 0; i < set->count; i++) {
+		buf_printf(b, "%s%u", i ? "," : "", set->r[i].lo);
+		if (set->r[i].hi != set->r[i].lo)
+			buf_printf(b, ":%u", set->r[i].hi);
+	}
+}
+
+/* ---- \Recent (RFC 3501 2.3.2) ----
+ *
+ * A message is \Recent to the first session told of it that has the
+ * mailbox selected read-write, and to no session after that one; read-only
+ * sessions see it without taking it. What is taken is one number per
+ * mailbox: the lowest UID no read-write session has been told of. It is
+ * kept in memory for the process, not in the store (that would need a
+ * column in the mailboxes table): after a restart, mail that came before
+ * the first SELECT or STATUS of the mailbox is not \Recent. IMAP4rev2
+ * dropped \Recent (RFC 9051 appendix E item 12), so this is for rev1
+ * clients only. */
+#define RECENT_BUCKETS 1024
+struct recent_entry {
+	int64_t mailbox_id;
+	uint32_t next;
+	struct recent_entry *link;
+};
+static struct recent_entry *recent_table[RECENT_BUCKETS];
+static pthread_mutex_t recent_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The lowest UID of the mailbox not yet taken (init for a mailbox not seen
+ * before); with take, the UIDs below upto are taken from now on. */
+static uint32_t recent_next(int64_t mailbox_id, uint32_t init, uint32_t upto, bool take)
+{
+	pthread_mutex_lock(&recent_lock);
+	struct recent_entry **slot = &recent_table[(uint64_t)mailbox_id % RECENT_BUCKETS], *e;
+	for (e = *slot; e != NULL && e->mailbox_id != mailbox_id; e = e->link)
+		;
+	if (e == NULL) {
+		e = xcalloc(1, sizeof(*e));
+		e->mailbox_id = mailbox_id;
+		e->next = init;
+		e->link = *slot;
+		*slot = e;
+	}
+	uint32_t next = e->next;
+	if (take && upto > e->next)
+		e->next = upto;
+	pthread_mutex_unlock(&recent_lock);
+	return next;
+}
+
+/* New messages from first on in the view: which of them are \Recent to
+ * this session (and taken from the others when it is read-write). */
+static void recent_arrived(struct imap_session *s, size_t first)
+{
+	struct imap_view *v = &s->view;
+	if (first >= v->count)
+		return;
+	uint32_t top = v->msgs[v->count - 1].uid + 1;
+	uint32_t next = recent_next(v->info.id, v->msgs[first].uid, top, !v->readonly);
+	size_t n = 0;
+	for (size_t i = first; i < v->count; i++) {
+		if (v->msgs[i].uid >= next) {
+			imap_set_add(&v->recent, v->msgs[i].uid);
+			n++;
+		}
+	}
+	if (n > 0 && !s->rev2) {
+		size_t total = 0;
+		for (size_t i = 0; i < v->count; i++)
+			total += seqset_has(&v->recent, v->msgs[i].uid);
+		imap_reply(s, "* %zu RECENT", total);
+	}
+}
+
+bool imap_is_recent(struct imap_session *s, uint32_t uid)
+{
+	return seqset_has(&s->view.recent, uid);
+}
+
+void imap_append_view_flags(struct imap_session *s, struct buf *b, size_t pos)
+{
+	const struct store_msg *m = &s->view.msgs[pos];
+	imap_append_flags(b, m);
+	if (!s->rev2 && imap_is_recent(s, m->uid)) {
+		b->len--;	/* reopen the list: drop its ")" */
+		buf_append_str(b, b->data[b->len - 1] == '(' ? "\\Recent)" : " \\Recent)");
+	}
+}
+
+/* "* n FETCH (UID u FLAGS (...))": UID always, as RFC 9051 7.5.2 requires
+ * of unsolicited FETCH responses. */
+static void imap_reply_flags(struct imap_session *s, size_t pos)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	buf_printf(&b, "* %zu FETCH (UID %u FLAGS ", pos + 1, s->view.msgs[pos].uid);
+	imap_append_view_flags(s, &b, pos);
+	buf_append_c(&b, ')');
+	imap_reply(s, "%s", b.data);
+	buf_deinit(&b);
+}
+
 
 /* ---- the view of the selected mailbox ---- */
 
 static void view_clear(struct imap_view *v)
 {
 	store_msgs_free(&v->msgs, v->count);
+	seqset_deinit(&v->recent);
 	free(v->name);
 	memset(v, 0, sizeof(*v));
 }
@@ -211,17 +332,16 @@ void imap_sync(struct imap_session *s, bool expunges)
 		struct store_msg *m = &ch.msgs[i];
 		size_t pos = view_find(v, m->uid);
 		if (pos != (size_t)-1) {
-			bool echo = !seqset_has(&s->silent, m->uid);
+			/* A change already in the view was reported by an earlier
+			 * sync that had to come back for held-back expunges, or
+			 * was the session's own .SILENT STORE: not again. The
+			 * messages of a STORE running now are answered by
+			 * store_done, once each (RFC 9051 6.4.6). */
+			bool echo = m->modseq != v->msgs[pos].modseq &&
+				    !seqset_has(&s->store_uids, m->uid);
 			msg_move(&v->msgs[pos], m);
-			if (echo) {
-				struct buf b;
-				buf_init(&b, 0);
-				buf_printf(&b, "* %zu FETCH (UID %u FLAGS ", pos + 1, v->msgs[pos].uid);
-				imap_append_flags(&b, &v->msgs[pos]);
-				buf_append_c(&b, ')');
-				imap_reply(s, "%s", b.data);
-				buf_deinit(&b);
-			}
+			if (echo)
+				imap_reply_flags(s, pos);
 		} else if (v->count == 0 || m->uid > v->msgs[v->count - 1].uid) {
 			v->msgs = xrealloc(v->msgs, (v->count + 1) * sizeof(*v->msgs));
 			memset(&v->msgs[v->count], 0, sizeof(*v->msgs));
@@ -230,30 +350,56 @@ void imap_sync(struct imap_session *s, bool expunges)
 			added++;
 		}
 	}
-	if (added)
+	if (added) {
 		imap_reply(s, "* %zu EXISTS", v->count);
+		recent_arrived(s, v->count - added);
+	}
 	/* Expunges held back: come back for them later from the same point. */
 	if (complete) {
 		v->modseq = ch.highestmodseq;
 		v->info.uidnext = ch.uidnext;
 	}
 	store_changes_deinit(&ch);
-	seqset_deinit(&s->silent);
 }
 
 int imap_seqset(struct imap_session *s, const char *arg, bool uid, struct seqset *set_r)
 {
 	struct imap_view *v = &s->view;
+	if (strcmp(arg, "$") == 0) {
+		/* RFC 9051 6.4.4.1: "$" holds UIDs; expunged ones simply match
+		 * nothing any more. For message numbers, map them through the
+		 * view as it is now. */
+		memset(set_r, 0, sizeof(*set_r));
+		for (size_t i = 0; i < s->saved.count && uid; i++) {
+			imap_set_add(set_r, s->saved.r[i].lo);
+			set_r->r[set_r->count - 1].hi = s->saved.r[i].hi;
+		}
+		for (size_t i = 0; i < v->count && !uid; i++) {
+			if (seqset_has(&s->saved, v->msgs[i].uid))
+				imap_set_add(set_r, (uint32_t)i + 1);
+		}
+		return 0;
+	}
 	uint32_t star = uid ? (v->count ? v->msgs[v->count - 1].uid : 0) : (uint32_t)v->count;
-	/* RFC 9051 6.4.9: "$" (SEARCHRES) is not offered yet. */
-	return seqset_parse(arg, star, set_r);
+	if (seqset_parse(arg, star, set_r) < 0)
+		return -1;
+	/* RFC 9051 9 (seq-number): a number beyond the last message is an
+	 * error, and "*" in an empty mailbox too (it became 0). UIDs are
+	 * not: a UID set may name UIDs that do not exist. */
+	for (size_t i = 0; !uid && i < set_r->count; i++) {
+		if (set_r->r[i].lo == 0 || set_r->r[i].hi > v->count) {
+			seqset_deinit(set_r);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* ---- command plumbing ---- */
 
 static void session_free(struct imap_session *s)
 {
-	store_delivery_abort(&s->append);
+	append_abort_all(s);
 	imap_fetch_free(&s->fetch);
 	imap_parser_free(&s->parser);
 	sasl_free(&s->sasl);
@@ -261,7 +407,8 @@ static void session_free(struct imap_session *s)
 	free(s->account);
 	free(s->tag);
 	view_clear(&s->view);
-	seqset_deinit(&s->silent);
+	seqset_deinit(&s->store_uids);
+	seqset_deinit(&s->saved);
 	if (s->idle_timer)
 		event_free(s->idle_timer);
 	free(s);
@@ -298,7 +445,7 @@ static const char *arg_str(const struct imap_arg *args, size_t argc, size_t i)
 static void capabilities(struct imap_session *s, struct buf *b)
 {
 	buf_append_str(b, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE UNSELECT UIDPLUS"
-		       " MOVE NAMESPACE SPECIAL-USE");
+		       " MOVE NAMESPACE SPECIAL-USE BINARY");
 	bool plain_ok = conn_is_tls(s->conn) ||
 		imap_cfg->plaintext_auth == PLAINTEXT_AUTH_ALWAYS ||
 		(imap_cfg->plaintext_auth == PLAINTEXT_AUTH_LOOPBACK &&
@@ -520,13 +667,16 @@ static void cmd_namespace(struct imap_session *s, const struct imap_arg *a, size
 }
 
 /* LIST pattern matching (RFC 9051 6.3.9): "*" matches anything, "%"
- * anything but the hierarchy delimiter. */
-static bool list_match(const char *pat, const char *name)
+ * anything but the hierarchy delimiter. INBOX is case-insensitive (5.1):
+ * within the first five characters of a name that is INBOX or under it,
+ * pattern characters match in any case, so "inbox", "InBoX/%" and "inb*"
+ * find it while "sent" does not find "Sent". */
+static bool list_match_at(const char *pat, const char *name, const char *start, bool inbox)
 {
 	for (; *pat; pat++, name++) {
 		if (*pat == '*' || *pat == '%') {
 			for (const char *p = name;; p++) {
-				if (list_match(pat + 1, p))
+				if (list_match_at(pat + 1, p, start, inbox))
 					return true;
 				if (*p == '\0' || (*pat == '%' && *p == '/'))
 					return false;
@@ -534,12 +684,17 @@ static bool list_match(const char *pat, const char *name)
 		}
 		if (*name == '\0')
 			return false;
-		/* INBOX is case-insensitive (RFC 9051 5.1). */
-		if (*pat != *name && !(str_istarts(pat, "INBOX") && str_istarts(name, "INBOX") &&
-				       (*pat | 0x20) == (*name | 0x20)))
+		bool fold = inbox && name - start < 5;
+		if (*pat != *name && !(fold && (*pat | 0x20) == (*name | 0x20)))
 			return false;
 	}
 	return *name == '\0';
+}
+
+static bool list_match(const char *pat, const char *name)
+{
+	bool inbox = strncmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == '/');
+	return list_match_at(pat, name, name, inbox);
 }
 
 static void cmd_list(struct imap_session *s, const struct imap_arg *a, size_t n, bool lsub)
@@ -556,7 +711,7 @@ static void cmd_list(struct imap_session *s, const struct imap_arg *a, size_t n,
 		imap_tagged(s, "OK", "%s completed", verb);
 		return;
 	}
-	char *raw = xasprintf("%s%s", ref, pat), *full = mutf7_decode(raw);
+	char *raw = xasprintf("%s%s", ref, pat), *full = name_in(s, raw);
 	free(raw);
 	if (full == NULL) {
 		imap_tagged(s, "BAD", "Invalid modified UTF-7 in the pattern");
@@ -585,7 +740,7 @@ static void cmd_list(struct imap_session *s, const struct imap_arg *a, size_t n,
 			   children ? "\\HasChildren" : "\\HasNoChildren",
 			   list[i].special_use ? " " : "",
 			   list[i].special_use ? list[i].special_use : "");
-		append_name(&b, list[i].name);
+		append_name(s, &b, list[i].name);
 		imap_reply(s, "%s", b.data);
 		buf_deinit(&b);
 	}
@@ -604,14 +759,30 @@ static void cmd_lsub(struct imap_session *s, const struct imap_arg *a, size_t n)
 	cmd_list(s, a, n, true);
 }
 
+/* A mailbox name or pattern as the client sends it, in UTF-8 (a new
+ * string): modified UTF-7 for IMAP4rev1, UTF-8 itself once IMAP4rev2 or
+ * UTF8=ACCEPT is enabled (RFC 9051 appendix A, RFC 6855 3). NULL when it
+ * is not valid. */
+static char *name_in(struct imap_session *s, const char *arg)
+{
+	if (!s->utf8)
+		return mutf7_decode(arg);
+	char *check = mutf7_encode(arg);	/* NULL unless valid UTF-8 */
+	if (check == NULL)
+		return NULL;
+	free(check);
+	return xstrdup(arg);
+}
+
 /* A mailbox name from the client: modified UTF-7 to UTF-8 (RFC 3501
  * 5.1.3), "INBOX" in any case is INBOX (RFC 9051 5.1), and a name we can
  * store: no control characters, no wildcards, no empty level. NULL (after
  * answering BAD) when it is not. */
 static char *decode_name(struct imap_session *s, const char *arg)
 {
-	char *name = mutf7_decode(arg);
-	const char *why = name == NULL ? "Invalid modified UTF-7 mailbox name" : NULL;
+	char *name = name_in(s, arg);
+	const char *why = name == NULL ? (s->utf8 ? "Invalid UTF-8 mailbox name" :
+					  "Invalid modified UTF-7 mailbox name") : NULL;
 	if (name != NULL) {
 		size_t len = strlen(name);
 		if (len > 0 && name[len - 1] == '/')
@@ -637,8 +808,20 @@ static char *decode_name(struct imap_session *s, const char *arg)
 	return name;
 }
 
-static void append_name(struct buf *b, const char *name)
+static void append_name(struct imap_session *s, struct buf *b, const char *name)
 {
+	if (s->utf8) {
+		/* RFC 9051 / RFC 6855 3: UTF-8 in a quoted string. Names are
+		 * short and have no CR, LF or NUL (decode_name). */
+		buf_append_c(b, '"');
+		for (const char *p = name; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				buf_append_c(b, '\\');
+			buf_append_c(b, *p);
+		}
+		buf_append_c(b, '"');
+		return;
+	}
 	char *m = mutf7_encode(name);
 	imap_append_astring(b, m ? m : name, strlen(m ? m : name));
 	free(m);
@@ -666,7 +849,7 @@ static void cmd_status(struct imap_session *s, const struct imap_arg *a, size_t 
 	struct buf b;
 	buf_init(&b, 0);
 	buf_append_str(&b, "* STATUS ");
-	append_name(&b, name);
+	append_name(s, &b, name);
 	free(name);
 	buf_append_str(&b, " (");
 	for (size_t i = 0; i < a[1].len; i++) {
@@ -738,16 +921,43 @@ static void select_mailbox(struct imap_session *s, const struct imap_arg *a, siz
 	v->readonly = readonly;
 	v->modseq = v->info.highestmodseq;
 	s->state = IMAP_SELECTED;
+	/* RFC 9051 6.4.4.1: a new mailbox starts with an empty "$". */
+	seqset_deinit(&s->saved);
 	uint32_t first_unseen = 0;
 	for (size_t i = 0; i < v->count && !first_unseen; i++) {
 		if (!(v->msgs[i].flags & STORE_FLAG_SEEN))
 			first_unseen = (uint32_t)i + 1;
 	}
+	/* Everything here from the first UID no read-write session has seen
+	 * on is \Recent to us; UIDs up to uidnext are ours now if we write. */
+	uint32_t top = v->info.uidnext;
+	if (v->count && v->msgs[v->count - 1].uid >= top)
+		top = v->msgs[v->count - 1].uid + 1;
+	uint32_t next = recent_next(v->info.id, top, top, !readonly);
+	size_t recent = 0;
+	for (size_t i = 0; i < v->count; i++) {
+		if (v->msgs[i].uid >= next) {
+			imap_set_add(&v->recent, v->msgs[i].uid);
+			recent++;
+		}
+	}
 	imap_reply(s, "* %zu EXISTS", v->count);
-	imap_reply(s, "* 0 RECENT");
+	/* IMAP4rev2 has no RECENT (RFC 9051 appendix E item 12) but returns
+	 * the mailbox's LIST response (item 10, 6.3.2). */
+	if (!s->rev2)
+		imap_reply(s, "* %zu RECENT", recent);
 	imap_reply(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)");
 	imap_reply(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted");
-	if (first_unseen)
+	if (s->rev2) {
+		struct buf b;
+		buf_init(&b, 0);
+		buf_append_str(&b, "* LIST () \"/\" ");
+		append_name(s, &b, v->name);
+		imap_reply(s, "%s", b.data);
+		buf_deinit(&b);
+	}
+	/* UNSEEN is deprecated in rev2 (appendix E item 11). */
+	if (first_unseen && !s->rev2)
 		imap_reply(s, "* OK [UNSEEN %u] First unseen", first_unseen);
 	imap_reply(s, "* OK [UIDVALIDITY %u] UIDs valid", v->info.uidvalidity);
 	imap_reply(s, "* OK [UIDNEXT %u] Predicted next UID", v->info.uidnext);
@@ -889,49 +1099,128 @@ static void cmd_unsubscribe(struct imap_session *s, const struct imap_arg *a, si
 	subscribe(s, a, n, false);
 }
 
-/* ---- APPEND (RFC 9051 6.3.12) ---- */
+/* ---- APPEND (RFC 9051 6.3.12) and MULTIAPPEND (RFC 3502) ---- */
+
+/* RFC 3502 sets no limit; this one bounds the work of one command (each
+ * message is one delivery with its own body file). */
+#define APPEND_MESSAGES_MAX 1000
+
+static void append_abort_all(struct imap_session *s)
+{
+	for (size_t i = 0; i < s->append_count; i++)
+		store_delivery_abort(&s->append[i]);
+	xfree(&s->append);
+	s->append_count = 0;
+	s->append_failed = false;
+}
 
 /* The parser asks before a large literal: APPEND's message goes straight
- * into a new body file instead of memory. */
+ * into a new body file instead of memory. Each streamed literal of the
+ * command gets the next delivery. */
 static bool append_want(void *ctx, const char *command, uint64_t size)
 {
 	struct imap_session *s = ctx;
-	if (command == NULL || !str_ieq(command, "APPEND") || !(s->state & (IMAP_AUTH | IMAP_SELECTED)))
+	if (command == NULL || !str_ieq(command, "APPEND") ||
+	    !(s->state & (IMAP_AUTH | IMAP_SELECTED)) || s->append_count >= APPEND_MESSAGES_MAX)
 		return false;
-	store_delivery_abort(&s->append);
 	char *error = NULL;
-	s->append = store_delivery_new(imap_store, &error);
-	if (s->append == NULL) {
+	struct store_delivery *d = store_delivery_new(imap_store, &error);
+	if (d == NULL) {
 		log_error("event=append_start_failed error=\"%s\"", error);
 		free(error);
 		return false;
 	}
-	s->append_failed = false;
+	s->append = xrealloc(s->append, (s->append_count + 1) * sizeof(*s->append));
+	s->append[s->append_count++] = d;
 	return true;
 }
 
 static int append_write(void *ctx, const char *data, size_t len)
 {
 	struct imap_session *s = ctx;
-	if (s->append && store_delivery_write(s->append, data, len) < 0)
+	if (s->append_count > 0 &&
+	    store_delivery_write(s->append[s->append_count - 1], data, len) < 0)
 		s->append_failed = true;
 	return 0;
 }
 
+/* One APPEND command being committed: every message is its own delivery
+ * (the store has no way yet to put several in one transaction), so
+ * all-or-nothing (RFC 3502 3) is had by expunging the ones that made it
+ * when another did not. */
+struct imap_append_item {
+	struct imap_append *w;
+	uint32_t uidvalidity, uid;
+	int result;
+};
+
+struct imap_append {
+	struct imap_session *s;
+	int64_t mailbox_id;
+	struct loop *loop;
+	size_t count, pending;
+	struct imap_append_item *items;
+};
+
+static void append_uid_set(struct buf *b, const uint32_t *uids, size_t n);
+
+static void append_finish(struct imap_append *w, bool ok)
+{
+	struct imap_session *s = w->s;
+	if (s->conn != NULL && ok) {
+		/* The new messages show in the selected mailbox at once. */
+		imap_sync(s, false);
+		uint32_t *uids = xmalloc(w->count * sizeof(*uids));
+		for (size_t i = 0; i < w->count; i++)
+			uids[i] = w->items[i].uid;
+		struct buf b;
+		buf_init(&b, 0);
+		append_uid_set(&b, uids, w->count);
+		imap_tagged(s, "OK", "[APPENDUID %u %s] APPEND completed",
+			    w->items[0].uidvalidity, b.data);
+		buf_deinit(&b);
+		free(uids);
+	} else if (s->conn != NULL) {
+		imap_tagged(s, "NO", "[SERVERBUG] APPEND failed; no message was appended");
+	}
+	s->appending = NULL;
+	free(w->items);
+	free(w);
+	imap_command_done(s);
+}
+
+static void append_undone(void *arg, int result)
+{
+	struct imap_append *w = arg;
+	if (result != 0)
+		log_error("event=append_undo_failed mailbox_id=%lld", (long long)w->mailbox_id);
+	append_finish(w, false);
+}
+
 static void append_done(void *arg, int result)
 {
-	struct imap_session *s = arg;
-	if (s->conn != NULL) {
-		if (result == 0) {
-			/* The new message shows in the selected mailbox at once. */
-			imap_sync(s, false);
-			imap_tagged(s, "OK", "[APPENDUID %u %u] APPEND completed",
-				    s->append_uidvalidity, s->append_uid);
-		} else {
-			imap_tagged(s, "NO", "[SERVERBUG] APPEND failed");
-		}
+	struct imap_append_item *it = arg;
+	struct imap_append *w = it->w;
+	it->result = result;
+	if (--w->pending > 0)
+		return;
+	uint32_t *undo = xmalloc(w->count * sizeof(*undo));
+	size_t n = 0, failed = 0;
+	for (size_t i = 0; i < w->count; i++) {
+		if (w->items[i].result == 0)
+			undo[n++] = w->items[i].uid;
+		else
+			failed++;
 	}
-	imap_command_done(s);
+	if (failed == 0 || n == 0) {
+		free(undo);
+		append_finish(w, failed == 0);
+		return;
+	}
+	/* Some made it: take them out again. Other sessions may have seen
+	 * them come and go; nothing else is left behind. */
+	store_expunge(imap_store, w->mailbox_id, undo, n, w->loop, append_undone, w);
+	free(undo);
 }
 
 static int parse_internaldate(const char *v, int64_t *t_r)
@@ -966,79 +1255,138 @@ static int parse_internaldate(const char *v, int64_t *t_r)
 static int parse_flag_list(const struct imap_arg *fl, size_t fn, uint32_t *bits_r,
 			   struct buf *kw);
 
+/* One message of an APPEND: its flags, date and literal. */
+struct append_msg {
+	uint32_t flags;
+	char *keywords;
+	int64_t date;
+	const struct imap_arg *lit;
+};
+
+/* Reads "[(flags)] [date-time] literal" from a[*i]. Returns NULL or why. */
+static const char *parse_append_msg(const struct imap_arg *a, size_t n, size_t *i,
+				    struct append_msg *m)
+{
+	struct buf kw;
+	buf_init(&kw, 0);
+	m->flags = 0;
+	m->keywords = NULL;
+	m->date = time_now_ms() / 1000;
+	if (*i < n && a[*i].type == IMAP_ARG_LIST) {
+		if (parse_flag_list(a[*i].list, a[*i].len, &m->flags, &kw) < 0) {
+			buf_deinit(&kw);
+			return "Invalid flag in APPEND";
+		}
+		(*i)++;
+	}
+	m->keywords = buf_steal(&kw, NULL);
+	if (*i < n && a[*i].type == IMAP_ARG_QUOTED) {
+		if (parse_internaldate(a[*i].str, &m->date) < 0)
+			return "Invalid date-time in APPEND";
+		(*i)++;
+	}
+	if (*i >= n || a[*i].type != IMAP_ARG_LITERAL)
+		return "Syntax: APPEND mailbox [(flags)] [date-time] literal ...";
+	m->lit = &a[(*i)++];
+	return NULL;
+}
+
 static void cmd_append(struct imap_session *s, const struct imap_arg *a, size_t n)
 {
 	const char *mbox = arg_str(a, n, 0);
-	size_t i = 1;
-	uint32_t flags = 0;
-	int64_t date = time_now_ms() / 1000;
-	struct buf kw;
-	buf_init(&kw, 0);
-	const char *why = NULL;
-	if (mbox == NULL || n < 2)
-		why = "Syntax: APPEND mailbox [(flags)] [date-time] message";
-	if (!why && i < n && a[i].type == IMAP_ARG_LIST) {
-		if (parse_flag_list(a[i].list, a[i].len, &flags, &kw) < 0)
-			why = "Invalid flag";
-		i++;
+	struct append_msg *msgs = xcalloc(n ? n : 1, sizeof(*msgs));
+	size_t count = 0, streamed = 0;
+	const char *why = mbox == NULL || n < 2 ?
+		"Syntax: APPEND mailbox [(flags)] [date-time] literal ..." : NULL;
+	for (size_t i = 1; !why && i < n; count++) {
+		why = parse_append_msg(a, n, &i, &msgs[count]);
+		if (!why && msgs[count].lit->streamed)
+			streamed++;
 	}
-	if (!why && i < n && a[i].type == IMAP_ARG_QUOTED) {
-		if (parse_internaldate(a[i].str, &date) < 0)
-			why = "Invalid date-time";
-		i++;
-	}
-	if (!why && (i + 1 != n || a[i].type != IMAP_ARG_LITERAL))
-		why = "Syntax: APPEND mailbox [(flags)] [date-time] literal";
-	if (why) {
-		store_delivery_abort(&s->append);
-		buf_deinit(&kw);
-		imap_tagged(s, "BAD", "%s", why);
-		return;
-	}
-	char *name = decode_name(s, mbox);
-	if (name == NULL) {
-		store_delivery_abort(&s->append);
-		buf_deinit(&kw);
-		return;
-	}
+	if (!why && count > APPEND_MESSAGES_MAX)
+		why = "Too many messages in one APPEND";
+	/* Every streamed literal took a delivery, in order. */
+	if (!why && streamed != s->append_count)
+		why = "Message literal could not be received";
+	char *name = why ? NULL : decode_name(s, mbox);
+	bool answered = why != NULL || name == NULL;	/* decode_name answers */
 	struct store_mailbox_info info;
-	int r = store_mailbox_get(imap_reader(), s->account_id, name, &info);
+	int r = -1;
+	const char *no = NULL;
+	if (why) {
+		imap_tagged(s, "BAD", "%s", why);
+	} else if (answered) {
+		/* BAD from decode_name */
+	} else if ((r = store_mailbox_get(imap_reader(), s->account_id, name, &info)) <= 0) {
+		no = r < 0 ? "[SERVERBUG] Cannot open the mailbox" : "[TRYCREATE] No such mailbox";
+	} else {
+		for (size_t k = 0; k < count && !no; k++) {
+			if (msgs[k].lit->len == 0)
+				no = "Empty message; nothing was appended";
+			else if (msgs[k].lit->len > imap_cfg->max_message_size)
+				no = "[TOOBIG] Message too big; nothing was appended";
+		}
+	}
 	free(name);
-	if (r <= 0 || a[i].len == 0) {
-		store_delivery_abort(&s->append);
-		buf_deinit(&kw);
-		imap_tagged(s, "NO", r < 0 ? "[SERVERBUG] Cannot open the mailbox" :
-			    r == 0 ? "[TRYCREATE] No such mailbox" : "Empty message");
+	if (no)
+		imap_tagged(s, "NO", "%s", no);
+	if (answered || no) {
+		for (size_t k = 0; k < n; k++)
+			free(msgs[k].keywords);
+		free(msgs);
+		append_abort_all(s);
 		return;
 	}
-	if (a[i].len > imap_cfg->max_message_size) {
-		store_delivery_abort(&s->append);
-		buf_deinit(&kw);
-		imap_tagged(s, "NO", "[TOOBIG] Message too big");
-		return;
-	}
-	if (!a[i].streamed) {
+	/* The deliveries, in the order of the messages: streamed ones were
+	 * made while reading, small ones are made now. */
+	struct store_delivery **ds = xcalloc(count, sizeof(*ds));
+	bool failed = s->append_failed;
+	for (size_t k = 0, st = 0; k < count; k++) {
+		if (msgs[k].lit->streamed) {
+			ds[k] = s->append[st];
+			s->append[st++] = NULL;
+			continue;
+		}
 		char *error = NULL;
-		store_delivery_abort(&s->append);
-		s->append = store_delivery_new(imap_store, &error);
-		s->append_failed = s->append == NULL;
-		free(error);
-		if (s->append)
-			append_write(s, a[i].str, a[i].len);
+		ds[k] = store_delivery_new(imap_store, &error);
+		if (ds[k] == NULL) {
+			log_error("event=append_start_failed error=\"%s\"", error);
+			free(error);
+			failed = true;
+		} else if (store_delivery_write(ds[k], msgs[k].lit->str, msgs[k].lit->len) < 0) {
+			failed = true;
+		}
 	}
-	if (s->append == NULL || s->append_failed) {
-		store_delivery_abort(&s->append);
-		buf_deinit(&kw);
-		imap_tagged(s, "NO", "[SERVERBUG] Cannot store the message");
+	append_abort_all(s);
+	if (failed) {
+		for (size_t k = 0; k < count; k++) {
+			store_delivery_abort(&ds[k]);
+			free(msgs[k].keywords);
+		}
+		free(ds);
+		free(msgs);
+		imap_tagged(s, "NO", "[SERVERBUG] Cannot store the message; nothing was appended");
 		return;
 	}
-	struct store_delivery *d = s->append;
-	s->append = NULL;
-	store_delivery_add_mailbox(d, info.id, flags, kw.len ? kw.data : NULL, date,
-				   &s->append_uidvalidity, &s->append_uid);
-	buf_deinit(&kw);
+	struct imap_append *w = xcalloc(1, sizeof(*w));
+	w->s = s;
+	w->mailbox_id = info.id;
+	w->count = w->pending = count;
+	w->items = xcalloc(count, sizeof(*w->items));
+	w->loop = conn_loop(s->conn);
+	s->appending = w;
 	wait_for(s);
-	store_delivery_commit(d, conn_loop(s->conn), append_done, s);
+	/* The writer takes jobs in order: the UIDs follow the messages. */
+	for (size_t k = 0; k < count; k++) {
+		w->items[k].w = w;
+		store_delivery_add_mailbox(ds[k], info.id, msgs[k].flags,
+					   *msgs[k].keywords ? msgs[k].keywords : NULL, msgs[k].date,
+					   &w->items[k].uidvalidity, &w->items[k].uid);
+		free(msgs[k].keywords);
+		store_delivery_commit(ds[k], w->loop, append_done, &w->items[k]);
+	}
+	free(ds);
+	free(msgs);
 }
 
 /* ---- selected ---- */
@@ -1137,14 +1485,22 @@ static void store_done(void *arg, int result)
 {
 	struct imap_session *s = arg;
 	if (s->conn != NULL) {
-		/* The changes come back as FETCH responses (not for .SILENT);
-		 * no EXPUNGE during STORE (RFC 9051 7.5.1). */
+		/* Changes by others come as FETCH responses; no EXPUNGE during
+		 * STORE (RFC 9051 7.5.1). The STORE's own messages are answered
+		 * "as if a FETCH of those flags was done" (6.4.6), changed or
+		 * not, once each, and not at all for .SILENT. */
 		imap_sync(s, false);
+		struct imap_view *v = &s->view;
+		for (size_t i = 0; result == 0 && !s->store_silent && i < v->count; i++) {
+			if (seqset_has(&s->store_uids, v->msgs[i].uid))
+				imap_reply_flags(s, i);
+		}
 		if (result == 0)
 			imap_tagged(s, "OK", "STORE completed");
 		else
 			imap_tagged(s, "NO", "[SERVERBUG] STORE failed");
 	}
+	seqset_deinit(&s->store_uids);
 	imap_command_done(s);
 }
 
@@ -1168,10 +1524,6 @@ static void store_cmd(struct imap_session *s, const struct imap_arg *a, size_t n
 		imap_tagged(s, "BAD", "Unknown STORE item");
 		return;
 	}
-	if (s->view.readonly) {
-		imap_tagged(s, "NO", "[READ-ONLY] Mailbox is read-only");
-		return;
-	}
 	/* The flags: a list, or the rest of the arguments. */
 	const struct imap_arg *fl = &a[2];
 	size_t fn = n - 2;
@@ -1190,25 +1542,27 @@ static void store_cmd(struct imap_session *s, const struct imap_arg *a, size_t n
 	struct seqset set_;
 	if (imap_seqset(s, set, uid, &set_) < 0) {
 		buf_deinit(&kw);
-		imap_tagged(s, "BAD", "Invalid sequence set");
+		imap_tagged(s, "BAD", "Invalid sequence set or message number");
+		return;
+	}
+	if (s->view.readonly) {
+		seqset_deinit(&set_);
+		buf_deinit(&kw);
+		imap_tagged(s, "NO", "[READ-ONLY] Mailbox is read-only");
 		return;
 	}
 	struct imap_view *v = &s->view;
 	uint32_t *uids = xmalloc((v->count ? v->count : 1) * sizeof(*uids));
 	size_t count = 0;
+	seqset_deinit(&s->store_uids);
 	for (size_t i = 0; i < v->count; i++) {
-		if (seqset_has(&set_, uid ? v->msgs[i].uid : (uint32_t)i + 1))
+		if (seqset_has(&set_, uid ? v->msgs[i].uid : (uint32_t)i + 1)) {
 			uids[count++] = v->msgs[i].uid;
+			imap_set_add(&s->store_uids, v->msgs[i].uid);
+		}
 	}
 	seqset_deinit(&set_);
-	if (silent) {
-		seqset_deinit(&s->silent);
-		s->silent.r = xmalloc((count ? count : 1) * sizeof(*s->silent.r));
-		for (size_t i = 0; i < count; i++) {
-			s->silent.r[i].lo = s->silent.r[i].hi = uids[i];
-		}
-		s->silent.count = count;
-	}
+	s->store_silent = silent;
 	wait_for(s);
 	store_flags_update(imap_store, v->info.id, uids, count, mode, bits,
 			   kw.len ? kw.data : NULL, conn_loop(s->conn), store_done, s);
@@ -1578,14 +1932,14 @@ static void on_read(struct conn *c)
 			run_command(s, imap_parser_command(s->parser));
 			break;
 		case IMAP_PARSE_ERROR:
-			store_delivery_abort(&s->append);
+			append_abort_all(s);
 			free(s->tag);
 			s->tag = xstrdup(imap_parser_error_tag(s->parser));
 			imap_tagged(s, "BAD", "%s", imap_parser_error(s->parser));
 			xfree(&s->tag);
 			break;
 		case IMAP_PARSE_LITERAL_TOO_BIG:
-			store_delivery_abort(&s->append);
+			append_abort_all(s);
 			free(s->tag);
 			s->tag = xstrdup(imap_parser_error_tag(s->parser));
 			imap_tagged(s, "NO", "[TOOBIG] Literal too big");

@@ -300,13 +300,15 @@ def test_idle_reports_flags_and_expunges(mailbox):
 
 
 def test_idle_reports_what_happened_before(mailbox):
-    """Changes made before IDLE starts are reported at its start."""
+    """Changes made before IDLE starts are reported at its start; the new
+    message is \\Recent to this read-write IMAP4rev1 session (RFC 3501
+    7.3.2)."""
     mailbox.fill(1)
     b = mailbox.session()
     mailbox.fill(1)
     b.send(b"i1 IDLE\r\n")
     got = read_until(b, lambda r: r.raw.startswith(b"+ "))
-    assert [x.raw for x in got[:-1]] == [b"* 2 EXISTS"], got
+    assert [x.raw for x in got[:-1]] == [b"* 2 EXISTS", b"* 1 RECENT"], got
     stop_idle(b)
 
 
