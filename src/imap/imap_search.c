@@ -25,6 +25,7 @@ enum skey_type {
 	K_ALL, K_FLAG, K_UNFLAG, K_KEYWORD, K_UNKEYWORD, K_LARGER, K_SMALLER,
 	K_BEFORE, K_ON, K_SINCE, K_SENTBEFORE, K_SENTON, K_SENTSINCE,
 	K_HEADER, K_BODY, K_TEXT, K_UID, K_SEQ, K_NOT, K_OR, K_AND, K_NONE,
+	K_RECENT, K_NEW, K_OLD,
 };
 
 struct skey {
@@ -121,12 +122,13 @@ static const struct {
 } flag_keys[] = {
 	{ "ANSWERED", K_FLAG, STORE_FLAG_ANSWERED }, { "DELETED", K_FLAG, STORE_FLAG_DELETED },
 	{ "DRAFT", K_FLAG, STORE_FLAG_DRAFT }, { "FLAGGED", K_FLAG, STORE_FLAG_FLAGGED },
-	{ "SEEN", K_FLAG, STORE_FLAG_SEEN }, { "OLD", K_ALL, 0 },
+	{ "SEEN", K_FLAG, STORE_FLAG_SEEN },
 	{ "UNANSWERED", K_UNFLAG, STORE_FLAG_ANSWERED },
 	{ "UNDELETED", K_UNFLAG, STORE_FLAG_DELETED }, { "UNDRAFT", K_UNFLAG, STORE_FLAG_DRAFT },
 	{ "UNFLAGGED", K_UNFLAG, STORE_FLAG_FLAGGED }, { "UNSEEN", K_UNFLAG, STORE_FLAG_SEEN },
-	/* \Recent is not kept: no message is new or recent to anyone. */
-	{ "NEW", K_NONE, 0 }, { "RECENT", K_NONE, 0 },
+	/* \Recent as this session sees it (RFC 3501 6.4.4): NEW is RECENT
+	 * UNSEEN, OLD is NOT RECENT. */
+	{ "NEW", K_NEW, 0 }, { "RECENT", K_RECENT, 0 }, { "OLD", K_OLD, 0 },
 };
 
 static const struct {
@@ -253,6 +255,7 @@ bad:
 struct smsg {
 	struct store_msg *m;
 	uint32_t seq;
+	bool recent;
 	bool loaded;
 	struct buf text;
 	size_t hlen;
@@ -361,6 +364,9 @@ static bool match(const struct skey *k, struct smsg *sm)
 	switch (k->type) {
 	case K_ALL: return true;
 	case K_NONE: return false;
+	case K_RECENT: return sm->recent;
+	case K_NEW: return sm->recent && !(m->flags & STORE_FLAG_SEEN);
+	case K_OLD: return !sm->recent;
 	case K_FLAG: return (m->flags & k->flag) != 0;
 	case K_UNFLAG: return (m->flags & k->flag) == 0;
 	case K_KEYWORD: return keyword_set(m, k->value);
@@ -394,17 +400,96 @@ static bool match(const struct skey *k, struct smsg *sm)
 	return false;
 }
 
+/* RFC 9051 6.4.4 result options (RFC 4731 ESEARCH, RFC 5182 SAVE). */
+#define RET_MIN 0x01
+#define RET_MAX 0x02
+#define RET_ALL 0x04
+#define RET_COUNT 0x08
+#define RET_SAVE 0x10
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} return_opts[] = {
+	{ "MIN", RET_MIN }, { "MAX", RET_MAX }, { "ALL", RET_ALL }, { "COUNT", RET_COUNT },
+	{ "SAVE", RET_SAVE },
+};
+
+/* "RETURN (options)": the options, or -1 (after answering BAD). */
+static int parse_return(struct imap_session *s, const struct imap_arg *a, size_t n,
+			unsigned *ret_r)
+{
+	if (n < 2 || a[1].type != IMAP_ARG_LIST) {
+		imap_tagged(s, "BAD", "Syntax: SEARCH RETURN (options) key ...");
+		return -1;
+	}
+	unsigned ret = 0;
+	for (size_t i = 0; i < a[1].len; i++) {
+		const struct imap_arg *o = &a[1].list[i];
+		unsigned bit = 0;
+		for (size_t k = 0; o->type == IMAP_ARG_ATOM && k < ARRAY_SIZE(return_opts); k++) {
+			if (str_ieq(o->str, return_opts[k].name))
+				bit = return_opts[k].bit;
+		}
+		/* "Any options not defined by extensions that the server
+		 * supports MUST be rejected with a BAD response." */
+		if (bit == 0) {
+			imap_tagged(s, "BAD", "Unknown SEARCH return option");
+			return -1;
+		}
+		ret |= bit;
+	}
+	/* No option, or SAVE alone with ALL for what is saved: ALL. */
+	*ret_r = ret == 0 ? RET_ALL : ret;
+	return 0;
+}
+
+/* The ESEARCH response (RFC 9051 7.3.4) for the numbers found. */
+static void reply_esearch(struct imap_session *s, unsigned ret, bool uid,
+			  const uint32_t *found, size_t count)
+{
+	struct buf out;
+	buf_init(&out, 0);
+	buf_printf(&out, "* ESEARCH (TAG \"%s\")%s", s->tag, uid ? " UID" : "");
+	/* MIN, MAX and ALL only when something was found; COUNT always. */
+	if ((ret & RET_MIN) && count > 0)
+		buf_printf(&out, " MIN %u", found[0]);
+	if ((ret & RET_MAX) && count > 0)
+		buf_printf(&out, " MAX %u", found[count - 1]);
+	if ((ret & RET_ALL) && count > 0) {
+		struct seqset set = { 0, NULL };
+		for (size_t i = 0; i < count; i++)
+			imap_set_add(&set, found[i]);
+		buf_append_str(&out, " ALL ");
+		imap_append_set(&out, &set);
+		seqset_deinit(&set);
+	}
+	if (ret & RET_COUNT)
+		buf_printf(&out, " COUNT %zu", count);
+	imap_reply(s, "%s", out.data);
+	buf_deinit(&out);
+}
+
 void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, size_t n, bool uid)
 {
 	size_t start = 0;
-	if (n >= 2 && a[0].type == IMAP_ARG_ATOM && str_ieq(a[0].str, "CHARSET")) {
+	unsigned ret = 0;
+	if (n >= 1 && a[0].type == IMAP_ARG_ATOM && str_ieq(a[0].str, "RETURN")) {
+		if (parse_return(s, a, n, &ret) < 0)
+			return;
+		start = 2;
+	}
+	if (n >= start + 2 && a[start].type == IMAP_ARG_ATOM && str_ieq(a[start].str, "CHARSET")) {
 		/* RFC 9051 6.4.4: UTF-8 (and US-ASCII, its subset) only. */
-		if (!imap_arg_is_string(&a[1]) ||
-		    !(str_ieq(a[1].str, "UTF-8") || str_ieq(a[1].str, "US-ASCII"))) {
+		if (!imap_arg_is_string(&a[start + 1]) ||
+		    !(str_ieq(a[start + 1].str, "UTF-8") || str_ieq(a[start + 1].str, "US-ASCII"))) {
+			/* A SAVE that fails with NO empties "$" (6.4.4.1). */
+			if (ret & RET_SAVE)
+				seqset_deinit(&s->saved);
 			imap_tagged(s, "NO", "[BADCHARSET (UTF-8)] Unsupported charset");
 			return;
 		}
-		start = 2;
+		start += 2;
 	}
 	if (start >= n) {
 		/* Not parse_list: with no arguments a is NULL. */
@@ -417,21 +502,57 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, size_t n,
 		imap_tagged(s, "BAD", "%s", p.error ? p.error : "invalid search");
 		return;
 	}
-	struct buf out;
-	buf_init(&out, 0);
-	buf_append_str(&out, "* SEARCH");
 	struct imap_view *v = &s->view;
+	uint32_t *found = xmalloc((v->count ? v->count : 1) * sizeof(*found));
+	size_t count = 0;
+	struct seqset saved = { 0, NULL };
 	for (size_t i = 0; i < v->count; i++) {
-		struct smsg sm = { .m = &v->msgs[i], .seq = (uint32_t)i + 1 };
-		if (match(root, &sm))
-			buf_printf(&out, " %u", uid ? v->msgs[i].uid : (uint32_t)i + 1);
+		struct smsg sm = { .m = &v->msgs[i], .seq = (uint32_t)i + 1,
+				   .recent = imap_is_recent(s, v->msgs[i].uid) };
+		if (match(root, &sm)) {
+			found[count++] = uid ? v->msgs[i].uid : (uint32_t)i + 1;
+			/* SAVE keeps everything found, except that MIN and/or MAX
+			 * without ALL or COUNT keep just those (6.4.4.1, table 4). */
+			if ((ret & (RET_ALL | RET_COUNT)) || !(ret & (RET_MIN | RET_MAX)))
+				imap_set_add(&saved, v->msgs[i].uid);
+		}
 		if (sm.loaded)
 			buf_deinit(&sm.text);
 	}
 	skey_free(root);
-	imap_reply(s, "%s", out.data);
-	buf_deinit(&out);
+	if ((ret & RET_SAVE) && !(ret & (RET_ALL | RET_COUNT)) && count > 0) {
+		/* found[] is in view order, so UIDs and numbers rise together. */
+		size_t lo = 0, hi = count - 1;
+		for (size_t i = 0; i < v->count; i++) {
+			uint32_t key = uid ? v->msgs[i].uid : (uint32_t)i + 1;
+			if ((ret & RET_MIN) && key == found[lo])
+				imap_set_add(&saved, v->msgs[i].uid);
+			else if ((ret & RET_MAX) && key == found[hi])
+				imap_set_add(&saved, v->msgs[i].uid);
+		}
+	}
+	if (ret & RET_SAVE) {
+		seqset_deinit(&s->saved);
+		s->saved = saved;
+	} else {
+		seqset_deinit(&saved);
+	}
+	if (ret == 0 && !s->rev2) {
+		/* IMAP4rev1 without RETURN: the SEARCH response (RFC 3501 7.2.5). */
+		struct buf out;
+		buf_init(&out, 0);
+		buf_append_str(&out, "* SEARCH");
+		for (size_t i = 0; i < count; i++)
+			buf_printf(&out, " %u", found[i]);
+		imap_reply(s, "%s", out.data);
+		buf_deinit(&out);
+	} else if (ret != RET_SAVE) {
+		/* IMAP4rev2 answers ESEARCH always (RFC 9051 appendix E item 4);
+		 * SAVE alone answers nothing (6.4.4). */
+		reply_esearch(s, ret ? ret : RET_ALL, uid, found, count);
+	}
+	free(found);
 	/* No EXPUNGE during SEARCH (RFC 9051 7.5.1). */
 	imap_sync(s, false);
-	imap_tagged(s, "OK", "SEARCH completed");
+	imap_tagged(s, "OK", "SEARCH completed%s", (ret & RET_SAVE) ? ", result saved" : "");
 }

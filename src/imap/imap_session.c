@@ -444,8 +444,14 @@ static const char *arg_str(const struct imap_arg *args, size_t argc, size_t i)
 
 static void capabilities(struct imap_session *s, struct buf *b)
 {
-	buf_append_str(b, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE UNSELECT UIDPLUS"
-		       " MOVE NAMESPACE SPECIAL-USE BINARY");
+	/* RFC 9051 appendix A: both revisions; a client wanting rev2
+	 * semantics sends ENABLE IMAP4rev2. The rev1 extensions folded into
+	 * rev2 stay listed for rev1 clients. */
+	buf_append_str(b, "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE UNSELECT UIDPLUS"
+		       " MOVE NAMESPACE SPECIAL-USE BINARY ESEARCH SEARCHRES LIST-EXTENDED"
+		       " LIST-STATUS MULTIAPPEND STATUS=SIZE UTF8=ACCEPT");
+	/* RFC 7889: the largest message APPEND takes. */
+	buf_printf(b, " APPENDLIMIT=%llu", (unsigned long long)imap_cfg->max_message_size);
 	bool plain_ok = conn_is_tls(s->conn) ||
 		imap_cfg->plaintext_auth == PLAINTEXT_AUTH_ALWAYS ||
 		(imap_cfg->plaintext_auth == PLAINTEXT_AUTH_LOOPBACK &&
@@ -655,8 +661,36 @@ static void cmd_authenticate(struct imap_session *s, const struct imap_arg *a, s
 
 static void cmd_enable(struct imap_session *s, const struct imap_arg *a, size_t n)
 {
-	/* RFC 5161: nothing we know is enabled yet; the list may be empty. */
-	imap_reply(s, "* ENABLED");
+	/* RFC 5161 3.1: one or more capability names; unknown ones are
+	 * ignored, and ENABLED lists what this command turned on. */
+	if (n == 0) {
+		imap_tagged(s, "BAD", "Syntax: ENABLE capability ...");
+		return;
+	}
+	struct buf b;
+	buf_init(&b, 0);
+	buf_append_str(&b, "* ENABLED");
+	for (size_t i = 0; i < n; i++) {
+		if (a[i].type != IMAP_ARG_ATOM) {
+			buf_deinit(&b);
+			imap_tagged(s, "BAD", "ENABLE takes capability names (atoms)");
+			return;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		/* IMAP4rev2 brings UTF-8 names with it (RFC 9051 appendix A). */
+		if (str_ieq(a[i].str, "IMAP4rev2") && !s->rev2) {
+			s->rev2 = true;
+			s->utf8 = true;
+			buf_append_str(&b, " IMAP4rev2");
+		} else if (str_ieq(a[i].str, "UTF8=ACCEPT") && !s->utf8) {
+			/* RFC 6855 3: UTF-8 names, and UTF-8 in quoted strings. */
+			s->utf8 = true;
+			buf_append_str(&b, " UTF8=ACCEPT");
+		}
+	}
+	imap_reply(s, "%s", b.data);
+	buf_deinit(&b);
 	imap_tagged(s, "OK", "Enabled");
 }
 
@@ -1818,7 +1852,8 @@ static const struct imap_cmd commands[] = {
 	{ "STARTTLS", IMAP_NOT_AUTH, cmd_starttls },
 	{ "LOGIN", IMAP_NOT_AUTH, cmd_login },
 	{ "AUTHENTICATE", IMAP_NOT_AUTH, cmd_authenticate },
-	{ "ENABLE", AUTHED, cmd_enable },
+	/* RFC 5161 3.1 / RFC 9051 6.3.1: before a mailbox is selected. */
+	{ "ENABLE", IMAP_AUTH, cmd_enable },
 	{ "NAMESPACE", AUTHED, cmd_namespace },
 	{ "LIST", AUTHED, cmd_list_ },
 	{ "LSUB", AUTHED, cmd_lsub },

@@ -448,8 +448,16 @@ def test_enable(imap):
     c.login()
     r = c.cmd("ENABLE CONDSTORE UTF8=ACCEPT X-UNKNOWN")
     assert r.status == "OK", r
-    # Nothing is enabled yet: an ENABLED response with an empty list.
+    # Unknown names are ignored; ENABLED lists what was turned on.
+    assert r.lines("ENABLED") == ["ENABLED UTF8=ACCEPT"], r
+    # Again: nothing new, an ENABLED response with an empty list.
+    r = c.ok("ENABLE UTF8=ACCEPT")
     assert [l.rstrip() for l in r.lines("ENABLED")] == ["ENABLED"], r
+    assert c.cmd("ENABLE").status == "BAD"
+    assert c.cmd('ENABLE "IMAP4rev2"').status == "BAD"
+    # Only before a mailbox is selected (RFC 5161 3.1).
+    c.ok("SELECT INBOX")
+    assert c.cmd("ENABLE IMAP4rev2").status == "BAD"
 
 
 def test_namespace(imap):
