@@ -15,6 +15,7 @@ struct store;
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1
 #define CLI_EXIT_USAGE 2
+#define CLI_EXIT_TEMPFAIL 75	/* sysexits.h EX_TEMPFAIL: try again later (dns) */
 
 struct cli {
 	struct config *config;
@@ -40,5 +41,7 @@ int cli_alias_list(struct cli *c);
 int cli_mail_list(struct cli *c);
 int cli_mail_show(struct cli *c);
 int cli_queue_list(struct cli *c);
+int cli_dns_mx(struct cli *c);
+int cli_dns_addr(struct cli *c);
 
 #endif

@@ -57,6 +57,8 @@ static const struct cli_command commands[] = {
 	{ "mail list", "ADDRESS [MAILBOX]", 1, 2, CLI_STORE, cli_mail_list },
 	{ "mail show", "ADDRESS MAILBOX UID", 3, 3, CLI_STORE, cli_mail_show },
 	{ "queue list", "", 0, 0, CLI_STORE, cli_queue_list },
+	{ "dns mx", "DOMAIN", 1, 1, 0, cli_dns_mx },
+	{ "dns addr", "HOST", 1, 1, 0, cli_dns_addr },
 };
 
 static void usage_line(const struct cli_command *cmd, const char *lead)

@@ -23,6 +23,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "dns/dns.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,6 +47,7 @@ enum scope {
 	SCOPE_LIMITS = 1 << 1,
 	SCOPE_LISTENER = 1 << 2,	/* every listener section */
 	SCOPE_SMTP = 1 << 3,		/* the SMTP listener sections only */
+	SCOPE_DNS = 1 << 4,		/* [dns]: the resolver */
 };
 
 struct section {
@@ -58,6 +60,7 @@ struct section {
 static const struct section sections[] = {
 	{ "server", SCOPE_SERVER, -1, BARE_LF_REJECT },
 	{ "limits", SCOPE_LIMITS, -1, BARE_LF_REJECT },
+	{ "dns", SCOPE_DNS, -1, BARE_LF_REJECT },
 	/* Port 25 takes mail from anywhere: a bare LF there is refused, since
 	 * accepting it is what SMTP smuggling relies on. Submission clients
 	 * are our own users' programs, some of which send bare LF. */
@@ -83,6 +86,7 @@ enum dtype {
 	DT_DURATION,	/* uint32_t seconds, suffix s, m, h or d */
 	DT_LISTEN,	/* ADDRESS:PORT appended to the listener */
 	DT_SNI,		/* NAME CERT KEY appended to cfg->sni */
+	DT_DNS_SERVERS,	/* ADDR[:PORT]... appended to a c-ares server list */
 };
 
 #define DF_REPEAT 0x1	/* may appear more than once */
@@ -175,6 +179,15 @@ static const struct directive directives[] = {
 	 * minutes. Shorter is allowed (tests), not advised. */
 	{ SCOPE_LIMITS, "pop3_timeout", DT_DURATION, C(pop3_timeout), "10m",
 	  1, UINT32_MAX, NULL, 0 },
+
+	/* The resolver (dns/). servers: numeric ADDR[:PORT], several per line
+	 * or on several lines, instead of /etc/resolv.conf's. timeout is the
+	 * first try per server (c-ares doubles it each round) and attempts the
+	 * rounds: 5s and 2 take at most 15 s per server before a lookup is a
+	 * temporary failure, like the resolv.conf defaults. */
+	{ SCOPE_DNS, "servers", DT_DNS_SERVERS, C(dns_servers), NULL, 0, 0, NULL, DF_REPEAT },
+	{ SCOPE_DNS, "timeout", DT_DURATION, C(dns_timeout), "5s", 1, 300, NULL, 0 },
+	{ SCOPE_DNS, "attempts", DT_UINT, C(dns_attempts), "2", 1, 10, NULL, 0 },
 
 	{ SCOPE_LISTENER, "listen", DT_LISTEN, 0, NULL, 0, 0, NULL, DF_REPEAT },
 	/* Its default depends on the section: sections[].bare_lf. */
@@ -597,6 +610,18 @@ out:
 	return problem;
 }
 
+/* "ADDR[:PORT] ...": each checked by dns/ and appended to the list. */
+static char *set_dns_servers(struct parser *p, const struct directive *d, const char *v,
+			     void *field)
+{
+	char *copy = xstrdup(v), *save = NULL, *problem = NULL;
+	for (char *s = strtok_r(copy, " \t", &save); s != NULL && problem == NULL;
+	     s = strtok_r(NULL, " \t", &save))
+		dns_servers_append(field, s, &problem);
+	free(copy);
+	return problem;
+}
+
 typedef char *setter_fn(struct parser *p, const struct directive *d, const char *v,
 			void *field);
 
@@ -613,12 +638,13 @@ static setter_fn *const setters[] = {
 	[DT_DURATION] = set_duration,
 	[DT_LISTEN] = set_listen,
 	[DT_SNI] = set_sni,
+	[DT_DNS_SERVERS] = set_dns_servers,
 };
 
 static bool is_string_type(enum dtype t)
 {
 	return t == DT_STRING || t == DT_PATH || t == DT_HOSTNAME || t == DT_DELIMITER ||
-	       t == DT_KEYWORD;
+	       t == DT_KEYWORD || t == DT_DNS_SERVERS;
 }
 
 /* Where directive d of section s is stored. */
@@ -829,7 +855,7 @@ static void apply_defaults(struct parser *p)
 	struct config *cfg = p->cfg;
 	for (size_t i = 0; i < DIRECTIVE_COUNT; i++) {
 		const struct directive *d = &directives[i];
-		if (d->def == NULL || !(d->scope & (SCOPE_SERVER | SCOPE_LIMITS)))
+		if (d->def == NULL || (d->scope & (SCOPE_LISTENER | SCOPE_SMTP)))
 			continue;
 		char *problem = setters[d->type](p, d, d->def, (char *)cfg + d->offset);
 		if (problem != NULL)
@@ -1028,7 +1054,7 @@ void config_free(struct config **config)
 		return;
 	for (size_t i = 0; i < DIRECTIVE_COUNT; i++) {
 		const struct directive *d = &directives[i];
-		if ((d->scope & (SCOPE_SERVER | SCOPE_LIMITS)) && is_string_type(d->type))
+		if (!(d->scope & (SCOPE_LISTENER | SCOPE_SMTP)) && is_string_type(d->type))
 			replace_str((char *)cfg + d->offset, NULL);
 	}
 	for (int k = 0; k < LISTENER__COUNT; k++) {

@@ -98,6 +98,11 @@ struct config {
 	uint32_t submission_messages_per_hour;	/* per account; 0: no limit */
 	uint32_t submission_max_recipients;	/* per message on submission */
 	uint32_t pop3_timeout;		/* seconds idle before a POP3 autologout */
+
+	/* [dns] */
+	char *dns_servers;	/* "ADDR:PORT,[ADDR6]:PORT" for c-ares; NULL: resolv.conf */
+	uint32_t dns_timeout;	/* seconds, the first try per server */
+	uint32_t dns_attempts;	/* rounds over the servers */
 };
 
 /* Reads and checks the file. Returns 0 and a new config, or -1 with
