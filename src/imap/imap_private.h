@@ -101,6 +101,27 @@ void imap_append_set(struct buf *b, const struct seqset *set);
  * seq-number: also "*" in an empty mailbox). */
 int imap_seqset(struct imap_session *s, const char *arg, bool uid, struct seqset *set_r);
 
+/* STATUS items asked for, in order (RFC 9051 6.3.11). */
+struct imap_status_req {
+	size_t count;
+	unsigned char item[16];
+};
+/* Parses a list of STATUS items. Returns 0, or -1 (empty, unknown item). */
+int imap_status_parse(const struct imap_arg *list, size_t n, struct imap_status_req *req_r);
+/* Sends "* STATUS name (...)" for a mailbox. Returns 0 or -1 (store). */
+int imap_status_reply(struct imap_session *s, int64_t mailbox_id, const char *name,
+		      const struct imap_status_req *req);
+/* Mailbox names as the client sends and sees them: modified UTF-7, or
+ * UTF-8 once enabled. imap_name_in: a new UTF-8 string or NULL (invalid);
+ * imap_decode_name: also checked for a name we store (else NULL after
+ * answering BAD). */
+char *imap_name_in(struct imap_session *s, const char *arg);
+char *imap_decode_name(struct imap_session *s, const char *arg);
+void imap_append_name(struct imap_session *s, struct buf *b, const char *name);
+
+/* imap_list.c: LIST and LSUB, with LIST-EXTENDED (RFC 5258). */
+void imap_cmd_list(struct imap_session *s, const struct imap_arg *a, size_t n, bool lsub);
+
 /* imap_search.c */
 void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, size_t n, bool uid);
 

@@ -700,97 +700,14 @@ static void cmd_namespace(struct imap_session *s, const struct imap_arg *a, size
 	imap_tagged(s, "OK", "Namespace completed");
 }
 
-/* LIST pattern matching (RFC 9051 6.3.9): "*" matches anything, "%"
- * anything but the hierarchy delimiter. INBOX is case-insensitive (5.1):
- * within the first five characters of a name that is INBOX or under it,
- * pattern characters match in any case, so "inbox", "InBoX/%" and "inb*"
- * find it while "sent" does not find "Sent". */
-static bool list_match_at(const char *pat, const char *name, const char *start, bool inbox)
+static void cmd_list(struct imap_session *s, const struct imap_arg *a, size_t n)
 {
-	for (; *pat; pat++, name++) {
-		if (*pat == '*' || *pat == '%') {
-			for (const char *p = name;; p++) {
-				if (list_match_at(pat + 1, p, start, inbox))
-					return true;
-				if (*p == '\0' || (*pat == '%' && *p == '/'))
-					return false;
-			}
-		}
-		if (*name == '\0')
-			return false;
-		bool fold = inbox && name - start < 5;
-		if (*pat != *name && !(fold && (*pat | 0x20) == (*name | 0x20)))
-			return false;
-	}
-	return *name == '\0';
-}
-
-static bool list_match(const char *pat, const char *name)
-{
-	bool inbox = strncmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == '/');
-	return list_match_at(pat, name, name, inbox);
-}
-
-static void cmd_list(struct imap_session *s, const struct imap_arg *a, size_t n, bool lsub)
-{
-	/* Basic LIST only: LIST-EXTENDED selection/return options come later. */
-	const char *ref = arg_str(a, n, 0), *pat = arg_str(a, n, 1);
-	if (ref == NULL || pat == NULL || n != 2) {
-		imap_tagged(s, "BAD", "Syntax: %s reference pattern", lsub ? "LSUB" : "LIST");
-		return;
-	}
-	const char *verb = lsub ? "LSUB" : "LIST";
-	if (*pat == '\0') {
-		imap_reply(s, "* %s (\\Noselect) \"/\" \"\"", verb);
-		imap_tagged(s, "OK", "%s completed", verb);
-		return;
-	}
-	char *raw = xasprintf("%s%s", ref, pat), *full = name_in(s, raw);
-	free(raw);
-	if (full == NULL) {
-		imap_tagged(s, "BAD", "Invalid modified UTF-7 in the pattern");
-		return;
-	}
-	struct store_mailbox_entry *list = NULL;
-	size_t count = 0;
-	if (store_mailbox_list(imap_reader(), s->account_id, &list, &count) < 0) {
-		free(full);
-		imap_tagged(s, "NO", "[SERVERBUG] Cannot list mailboxes");
-		return;
-	}
-	for (size_t i = 0; i < count; i++) {
-		if (!list_match(full, list[i].name) || (lsub && !list[i].subscribed))
-			continue;
-		/* RFC 3348 / 9051 7.3.1: children attributes. */
-		size_t nl = strlen(list[i].name);
-		bool children = false;
-		for (size_t k = 0; k < count && !children; k++) {
-			children = strncmp(list[k].name, list[i].name, nl) == 0 &&
-				   list[k].name[nl] == '/';
-		}
-		struct buf b;
-		buf_init(&b, 0);
-		buf_printf(&b, "* %s (%s%s%s) \"/\" ", verb,
-			   children ? "\\HasChildren" : "\\HasNoChildren",
-			   list[i].special_use ? " " : "",
-			   list[i].special_use ? list[i].special_use : "");
-		append_name(s, &b, list[i].name);
-		imap_reply(s, "%s", b.data);
-		buf_deinit(&b);
-	}
-	store_mailbox_list_free(&list, count);
-	free(full);
-	imap_tagged(s, "OK", "%s completed", verb);
-}
-
-static void cmd_list_(struct imap_session *s, const struct imap_arg *a, size_t n)
-{
-	cmd_list(s, a, n, false);
+	imap_cmd_list(s, a, n, false);
 }
 
 static void cmd_lsub(struct imap_session *s, const struct imap_arg *a, size_t n)
 {
-	cmd_list(s, a, n, true);
+	imap_cmd_list(s, a, n, true);
 }
 
 /* A mailbox name or pattern as the client sends it, in UTF-8 (a new
@@ -861,11 +778,134 @@ static void append_name(struct imap_session *s, struct buf *b, const char *name)
 	free(m);
 }
 
+char *imap_name_in(struct imap_session *s, const char *arg)
+{
+	return name_in(s, arg);
+}
+
+char *imap_decode_name(struct imap_session *s, const char *arg)
+{
+	return decode_name(s, arg);
+}
+
+void imap_append_name(struct imap_session *s, struct buf *b, const char *name)
+{
+	append_name(s, b, name);
+}
+
+/* ---- STATUS (RFC 9051 6.3.11) ---- */
+
+enum status_item {
+	ST_MESSAGES, ST_UIDNEXT, ST_UIDVALIDITY, ST_UNSEEN, ST_RECENT, ST_SIZE, ST_DELETED,
+	ST_APPENDLIMIT,
+};
+
+static const char *const status_names[] = {
+	[ST_MESSAGES] = "MESSAGES", [ST_UIDNEXT] = "UIDNEXT", [ST_UIDVALIDITY] = "UIDVALIDITY",
+	[ST_UNSEEN] = "UNSEEN", [ST_RECENT] = "RECENT", [ST_SIZE] = "SIZE",
+	[ST_DELETED] = "DELETED", [ST_APPENDLIMIT] = "APPENDLIMIT",
+};
+
+int imap_status_parse(const struct imap_arg *list, size_t n, struct imap_status_req *req)
+{
+	req->count = 0;
+	if (n == 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (list[i].type != IMAP_ARG_ATOM)
+			return -1;
+		size_t k = 0;
+		while (k < ARRAY_SIZE(status_names) && !str_ieq(list[i].str, status_names[k]))
+			k++;
+		if (k == ARRAY_SIZE(status_names))
+			return -1;
+		/* An item asked twice is answered once. */
+		bool dup = false;
+		for (size_t j = 0; j < req->count; j++)
+			dup |= req->item[j] == k;
+		if (!dup)
+			req->item[req->count++] = (unsigned char)k;
+	}
+	return 0;
+}
+
+/* How many messages of the mailbox are \Recent to a session selecting it
+ * now (RFC 3501 6.3.10): this session's own count for its selected
+ * mailbox, else those no read-write session has taken. */
+static int status_recent(struct imap_session *s, int64_t mailbox_id, uint32_t uidnext,
+			 uint32_t *recent_r)
+{
+	*recent_r = 0;
+	if (s->state == IMAP_SELECTED && s->view.info.id == mailbox_id) {
+		for (size_t i = 0; i < s->view.count; i++)
+			*recent_r += imap_is_recent(s, s->view.msgs[i].uid);
+		return 0;
+	}
+	uint32_t next = recent_next(mailbox_id, uidnext, 0, false);
+	if (next >= uidnext)
+		return 0;
+	/* Rare (rev1 clients asking RECENT with new mail): the listing. */
+	struct store_msg *msgs;
+	size_t count;
+	if (store_mailbox_messages(imap_reader(), mailbox_id, &msgs, &count) < 0)
+		return -1;
+	for (size_t i = 0; i < count; i++)
+		*recent_r += msgs[i].uid >= next;
+	store_msgs_free(&msgs, count);
+	return 0;
+}
+
+int imap_status_reply(struct imap_session *s, int64_t mailbox_id, const char *name,
+		      const struct imap_status_req *req)
+{
+	struct store_status st;
+	uint32_t recent = 0;
+	if (store_mailbox_status(imap_reader(), mailbox_id, &st) < 0)
+		return -1;
+	for (size_t i = 0; i < req->count; i++) {
+		if (req->item[i] == ST_RECENT && status_recent(s, mailbox_id, st.uidnext, &recent) < 0)
+			return -1;
+	}
+	struct buf b;
+	buf_init(&b, 0);
+	buf_append_str(&b, "* STATUS ");
+	append_name(s, &b, name);
+	buf_append_str(&b, " (");
+	for (size_t i = 0; i < req->count; i++) {
+		if (i)
+			buf_append_c(&b, ' ');
+		buf_printf(&b, "%s ", status_names[req->item[i]]);
+		switch ((enum status_item)req->item[i]) {
+		case ST_MESSAGES: buf_printf(&b, "%u", st.messages); break;
+		case ST_UIDNEXT: buf_printf(&b, "%u", st.uidnext); break;
+		case ST_UIDVALIDITY: buf_printf(&b, "%u", st.uidvalidity); break;
+		case ST_UNSEEN: buf_printf(&b, "%u", st.unseen); break;
+		case ST_RECENT: buf_printf(&b, "%u", recent); break;
+		/* RFC 8438 / RFC 9051: the total of RFC822.SIZE. */
+		case ST_SIZE: buf_printf(&b, "%llu", (unsigned long long)st.size); break;
+		case ST_DELETED: buf_printf(&b, "%u", st.deleted); break;
+		/* RFC 7889 2.2: the same limit for every mailbox. */
+		case ST_APPENDLIMIT:
+			buf_printf(&b, "%llu", (unsigned long long)imap_cfg->max_message_size);
+			break;
+		}
+	}
+	buf_append_c(&b, ')');
+	imap_reply(s, "%s", b.data);
+	buf_deinit(&b);
+	return 0;
+}
+
 static void cmd_status(struct imap_session *s, const struct imap_arg *a, size_t n)
 {
 	const char *arg = arg_str(a, n, 0);
-	if (arg == NULL || n != 2 || a[1].type != IMAP_ARG_LIST || a[1].len == 0) {
+	struct imap_status_req req;
+	if (arg == NULL || n != 2 || a[1].type != IMAP_ARG_LIST) {
 		imap_tagged(s, "BAD", "Syntax: STATUS mailbox (items)");
+		return;
+	}
+	if (imap_status_parse(a[1].list, a[1].len, &req) < 0) {
+		imap_tagged(s, "BAD", "Unknown or missing STATUS item");
 		return;
 	}
 	char *name = decode_name(s, arg);
@@ -873,47 +913,13 @@ static void cmd_status(struct imap_session *s, const struct imap_arg *a, size_t 
 		return;
 	struct store_mailbox_info info;
 	int r = store_mailbox_get(imap_reader(), s->account_id, name, &info);
-	struct store_status st;
-	if (r <= 0 || store_mailbox_status(imap_reader(), info.id, &st) < 0) {
+	if (r <= 0 || imap_status_reply(s, info.id, name, &req) < 0) {
 		free(name);
 		imap_tagged(s, "NO", r == 0 ? "[NONEXISTENT] No such mailbox" :
 			    "[SERVERBUG] Cannot read the mailbox");
 		return;
 	}
-	struct buf b;
-	buf_init(&b, 0);
-	buf_append_str(&b, "* STATUS ");
-	append_name(s, &b, name);
 	free(name);
-	buf_append_str(&b, " (");
-	for (size_t i = 0; i < a[1].len; i++) {
-		const struct imap_arg *it = &a[1].list[i];
-		const char *k = it->type == IMAP_ARG_ATOM ? it->str : "";
-		if (i)
-			buf_append_c(&b, ' ');
-		if (str_ieq(k, "MESSAGES"))
-			buf_printf(&b, "MESSAGES %u", st.messages);
-		else if (str_ieq(k, "UIDNEXT"))
-			buf_printf(&b, "UIDNEXT %u", st.uidnext);
-		else if (str_ieq(k, "UIDVALIDITY"))
-			buf_printf(&b, "UIDVALIDITY %u", st.uidvalidity);
-		else if (str_ieq(k, "UNSEEN"))
-			buf_printf(&b, "UNSEEN %u", st.unseen);
-		else if (str_ieq(k, "RECENT"))
-			buf_printf(&b, "RECENT 0");
-		else if (str_ieq(k, "SIZE"))
-			buf_printf(&b, "SIZE %llu", (unsigned long long)st.size);
-		else if (str_ieq(k, "DELETED"))
-			buf_printf(&b, "DELETED %u", st.deleted);
-		else {
-			buf_deinit(&b);
-			imap_tagged(s, "BAD", "Unknown STATUS item");
-			return;
-		}
-	}
-	buf_append_c(&b, ')');
-	imap_reply(s, "%s", b.data);
-	buf_deinit(&b);
 	imap_tagged(s, "OK", "STATUS completed");
 }
 
@@ -1855,7 +1861,7 @@ static const struct imap_cmd commands[] = {
 	/* RFC 5161 3.1 / RFC 9051 6.3.1: before a mailbox is selected. */
 	{ "ENABLE", IMAP_AUTH, cmd_enable },
 	{ "NAMESPACE", AUTHED, cmd_namespace },
-	{ "LIST", AUTHED, cmd_list_ },
+	{ "LIST", AUTHED, cmd_list },
 	{ "LSUB", AUTHED, cmd_lsub },
 	{ "STATUS", AUTHED, cmd_status },
 	{ "SELECT", AUTHED, cmd_select },
