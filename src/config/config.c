@@ -47,6 +47,8 @@ enum scope {
 	SCOPE_LIMITS = 1 << 1,
 	SCOPE_LISTENER = 1 << 2,	/* every listener section */
 	SCOPE_SMTP = 1 << 3,		/* the SMTP listener sections only */
+	SCOPE_QUEUE = 1 << 5,		/* [queue]: the outbound queue's schedule */
+	SCOPE_RELAY = 1 << 6,		/* [relay]: how mail leaves */
 	SCOPE_DNS = 1 << 4,		/* [dns]: the resolver */
 };
 
@@ -60,6 +62,8 @@ struct section {
 static const struct section sections[] = {
 	{ "server", SCOPE_SERVER, -1, BARE_LF_REJECT },
 	{ "limits", SCOPE_LIMITS, -1, BARE_LF_REJECT },
+	{ "queue", SCOPE_QUEUE, -1, BARE_LF_REJECT },
+	{ "relay", SCOPE_RELAY, -1, BARE_LF_REJECT },
 	{ "dns", SCOPE_DNS, -1, BARE_LF_REJECT },
 	/* Port 25 takes mail from anywhere: a bare LF there is refused, since
 	 * accepting it is what SMTP smuggling relies on. Submission clients
@@ -111,6 +115,8 @@ static const char *const log_levels[] = { "debug", "info", "warn", "error", NULL
 /* In the order of enum plaintext_auth and enum bare_lf_policy. */
 static const char *const plaintext_auths[] = { "tls", "loopback", "always", NULL };
 static const char *const bare_lf_policies[] = { "reject", "normalize", NULL };
+/* In the order of enum relay_tls. */
+static const char *const relay_tls_modes[] = { "opportunistic", "required", "verify", NULL };
 
 #define C(f) offsetof(struct config, f)
 #define L(f) offsetof(struct config_listener, f)
@@ -189,6 +195,25 @@ static const struct directive directives[] = {
 	{ SCOPE_DNS, "timeout", DT_DURATION, C(dns_timeout), "5s", 1, 300, NULL, 0 },
 	{ SCOPE_DNS, "attempts", DT_UINT, C(dns_attempts), "2", 1, 10, NULL, 0 },
 
+
+	/* The outbound queue (RFC 5321 4.5.4.1: retry after at least 30
+	 * minutes, give up after 4-5 days; the first retry comes sooner, as
+	 * most temporary failures are greylisting, which passes in minutes). */
+	{ SCOPE_QUEUE, "retry_min", DT_DURATION, C(queue_retry_min), "5m", 1, 86400, NULL, 0 },
+	{ SCOPE_QUEUE, "retry_max", DT_DURATION, C(queue_retry_max), "4h", 1, 7 * 86400, NULL, 0 },
+	{ SCOPE_QUEUE, "max_age", DT_DURATION, C(queue_max_age), "5d", 60, 60 * 86400, NULL, 0 },
+	{ SCOPE_QUEUE, "max_destinations", DT_UINT, C(queue_max_destinations), "20",
+	  1, 10000, NULL, 0 },
+	{ SCOPE_QUEUE, "connect_timeout", DT_DURATION, C(queue_connect_timeout), "30s",
+	  1, 600, NULL, 0 },
+	/* HOST:PORT, [IPV6]:PORT, or HOST (port 587). */
+	{ SCOPE_RELAY, "smarthost", DT_STRING, C(smarthost), NULL, 0, 0, NULL, 0 },
+	{ SCOPE_RELAY, "smarthost_user", DT_STRING, C(smarthost_user), NULL, 0, 0, NULL, 0 },
+	{ SCOPE_RELAY, "smarthost_password", DT_STRING, C(smarthost_password), NULL, 0, 0, NULL, 0 },
+	{ SCOPE_RELAY, "smarthost_tls", DT_ENUM, C(smarthost_tls), "required", 0, 0,
+	  relay_tls_modes, 0 },
+	{ SCOPE_RELAY, "tls", DT_ENUM, C(relay_tls), "opportunistic", 0, 0, relay_tls_modes, 0 },
+
 	{ SCOPE_LISTENER, "listen", DT_LISTEN, 0, NULL, 0, 0, NULL, DF_REPEAT },
 	/* Its default depends on the section: sections[].bare_lf. */
 	{ SCOPE_SMTP, "bare_lf", DT_ENUM, L(bare_lf), NULL, 0, 0, bare_lf_policies, 0 },
@@ -196,6 +221,7 @@ static const struct directive directives[] = {
 
 _Static_assert(sizeof(enum plaintext_auth) == sizeof(int), "DT_ENUM stores an int");
 _Static_assert(sizeof(enum bare_lf_policy) == sizeof(int), "DT_ENUM stores an int");
+_Static_assert(sizeof(enum relay_tls) == sizeof(int), "DT_ENUM stores an int");
 _Static_assert(sizeof(unsigned) == sizeof(uint32_t), "DT_UINT stores a uint32_t");
 
 #define SECTION_COUNT ARRAY_SIZE(sections)

@@ -37,6 +37,15 @@ enum plaintext_auth {
 	PLAINTEXT_AUTH_ALWAYS,
 };
 
+/* STARTTLS to other servers: when offered (RFC 7435 opportunistic), always
+ * (no TLS: the attempt fails and is retried), or always with a certificate
+ * that verifies for the host name. */
+enum relay_tls {
+	RELAY_TLS_OPPORTUNISTIC,
+	RELAY_TLS_REQUIRED,
+	RELAY_TLS_VERIFY,
+};
+
 struct config_listen {
 	char *host;	/* numeric address or name, without brackets; "*" means
 			 * every address, IPv6 and IPv4 */
@@ -98,6 +107,20 @@ struct config {
 	uint32_t submission_messages_per_hour;	/* per account; 0: no limit */
 	uint32_t submission_max_recipients;	/* per message on submission */
 	uint32_t pop3_timeout;		/* seconds idle before a POP3 autologout */
+
+	/* [queue] */
+	uint32_t queue_retry_min;	/* seconds before the first retry */
+	uint32_t queue_retry_max;	/* the delay doubles up to this */
+	uint32_t queue_max_age;		/* then the message is bounced */
+	uint32_t queue_max_destinations;	/* domains sent to at once */
+	uint32_t queue_connect_timeout;
+
+	/* [relay] */
+	char *smarthost;		/* NULL: deliver by MX */
+	char *smarthost_user;		/* AUTH PLAIN when set */
+	char *smarthost_password;
+	enum relay_tls smarthost_tls;
+	enum relay_tls relay_tls;	/* to MX hosts */
 
 	/* [dns] */
 	char *dns_servers;	/* "ADDR:PORT,[ADDR6]:PORT" for c-ares; NULL: resolv.conf */

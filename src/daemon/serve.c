@@ -11,6 +11,7 @@
 #include "net/net.h"
 #include "net/tls.h"
 #include "pop3/pop3.h"
+#include "queue/queue.h"
 #include "imap/imap.h"
 #include "smtp/smtp.h"
 #include "store/store.h"
@@ -229,9 +230,10 @@ int serve_run(struct config *cfg)
 	});
 	work_start(0);
 	net_set_limits(&(struct net_limits){ cfg->max_connections, cfg->max_connections_per_ip });
-
-
 	loop_global_init();
+	if (queue_start(cfg, store) < 0)
+		goto out;
+
 	nthreads = thread_count(cfg);
 	for (unsigned i = 0; i < nthreads; i++) {
 		threads[i].loop = loop_new();
@@ -266,6 +268,7 @@ int serve_run(struct config *cfg)
 	for (unsigned i = 0; i < nthreads; i++)
 		pthread_join(threads[i].thread, NULL);
 	work_stop();
+	queue_stop();
 	store_writer_stop(store);
 	for (unsigned i = 0; i < nthreads; i++)
 		loop_free(&threads[i].loop);

@@ -51,6 +51,10 @@ struct conn {
 	bool loopback;
 	int kind;
 	bool tls;
+	bool outbound;		/* conn_connect(): not in the listener limits */
+	bool connecting;	/* outbound, TCP connect not done yet */
+	bool client_tls;	/* a conn_starttls_client() handshake */
+	char error[256];
 	bool opened;
 	bool closing;
 	bool paused;
@@ -199,7 +203,7 @@ static void conn_destroy(struct conn *c, enum conn_close_reason reason)
 		nl->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	if (c->opened && c->h->on_close)
+	if ((c->opened || c->outbound) && c->h->on_close)
 		c->h->on_close(c, reason);
 	log_debug("event=disconnect session=%s", c->id);
 	if (c->bev)
@@ -207,8 +211,10 @@ static void conn_destroy(struct conn *c, enum conn_close_reason reason)
 	event_free(c->close_ev);
 	event_free(c->resume_ev);
 	event_free(c->deadline_ev);
-	ip_release(c->ip);
-	atomic_fetch_sub(&total_conns, 1);
+	if (!c->outbound) {
+		ip_release(c->ip);
+		atomic_fetch_sub(&total_conns, 1);
+	}
 	free(c);
 }
 
@@ -229,7 +235,7 @@ static void close_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
 		event_add(c->close_ev, &tv);
 		return;
 	}
-	conn_destroy(c, CONN_CLOSE_LOCAL);
+	conn_destroy(c, c->connecting ? CONN_CLOSE_ERROR : CONN_CLOSE_LOCAL);
 }
 
 static void read_cb(struct bufferevent *bev UNUSED, void *arg)
@@ -252,6 +258,26 @@ static void write_cb(struct bufferevent *bev UNUSED, void *arg)
 static void event_cb(struct bufferevent *bev UNUSED, short what, void *arg)
 {
 	struct conn *c = arg;
+	if ((what & BEV_EVENT_CONNECTED) && c->connecting) {
+		/* Outbound TCP connection up. */
+		c->connecting = false;
+		conn_set_timeout(c, c->timeout);
+		c->opened = true;
+		c->h->on_open(c);
+		return;
+	}
+	if ((what & BEV_EVENT_CONNECTED) && c->client_tls) {
+		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+		long v = SSL_get_verify_result(ssl);
+		log_info("event=tls session=%s peer=%s version=%s cipher=%s verified=%s%s%s%s",
+			 c->id, c->ip, conn_tls_version(c), conn_tls_cipher(c),
+			 v == X509_V_OK ? "yes" : "no", v == X509_V_OK ? "" : " reason=\"",
+			 v == X509_V_OK ? "" : X509_verify_cert_error_string(v),
+			 v == X509_V_OK ? "" : "\"");
+		conn_set_timeout(c, c->timeout);
+		c->h->on_open(c);
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		/* TLS handshake done. */
 		log_info("event=tls session=%s version=%s cipher=%s", c->id,
@@ -270,6 +296,8 @@ static void event_cb(struct bufferevent *bev UNUSED, short what, void *arg)
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		log_info("event=timeout session=%s", c->id);
+		snprintf(c->error, sizeof(c->error), "%s", c->connecting ?
+			 "connection timed out" : "timed out");
 		if (c->opened && c->h->on_timeout) {
 			/* Let the session say goodbye; nothing more is read. */
 			bufferevent_disable(c->bev, EV_READ);
@@ -283,16 +311,25 @@ static void event_cb(struct bufferevent *bev UNUSED, short what, void *arg)
 	}
 	if (what & BEV_EVENT_ERROR) {
 		unsigned long e;
+		int err = EVUTIL_SOCKET_ERROR();
+		if (err != 0)
+			snprintf(c->error, sizeof(c->error), "%s", strerror(err));
 		while (c->bev && (e = bufferevent_get_openssl_error(c->bev)) != 0) {
 			char buf[200];
 			ERR_error_string_n(e, buf, sizeof(buf));
 			log_info("event=tls_error session=%s error=\"%s\"", c->id, buf);
+			snprintf(c->error, sizeof(c->error), "TLS: %s", buf);
 		}
+		if (c->error[0] == '\0')
+			snprintf(c->error, sizeof(c->error), "%s", c->connecting ?
+				 "connection failed" : "connection error");
 		conn_destroy(c, CONN_CLOSE_ERROR);
 		return;
 	}
-	if (what & BEV_EVENT_EOF)
+	if (what & BEV_EVENT_EOF) {
+		snprintf(c->error, sizeof(c->error), "connection closed by the peer");
 		conn_destroy(c, CONN_CLOSE_EOF);
+	}
 }
 
 static void resume_cb(evutil_socket_t fd, short what, void *arg);
@@ -382,13 +419,18 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	c->h->on_open(c);
 }
 
-void net_listen_start(struct loop *loop, struct listen_socket *socks, size_t count)
+static struct net_loop *net_loop_get(struct loop *loop)
 {
 	if (tl_net == NULL) {
 		tl_net = xcalloc(1, sizeof(*tl_net));
 		tl_net->loop = loop;
 	}
-	struct net_loop *nl = tl_net;
+	return tl_net;
+}
+
+void net_listen_start(struct loop *loop, struct listen_socket *socks, size_t count)
+{
+	struct net_loop *nl = net_loop_get(loop);
 	for (size_t i = 0; i < count; i++) {
 		struct evconnlistener *l = evconnlistener_new(loop_base(loop), accept_cb,
 							      &socks[i], 0, -1, socks[i].fd);
@@ -574,6 +616,106 @@ int conn_tls_bits(struct conn *c)
 {
 	SSL *ssl = conn_ssl(c);
 	return ssl ? SSL_get_cipher_bits(ssl, NULL) : 0;
+}
+
+/* ---- outbound ---- */
+
+struct conn *conn_connect(struct loop *loop, const struct sockaddr *sa, unsigned salen,
+			  unsigned timeout, const struct conn_handler *h, void *data)
+{
+	struct net_loop *nl = net_loop_get(loop);
+	struct conn *c = xcalloc(1, sizeof(*c));
+	c->nl = nl;
+	c->h = h;
+	c->data = data;
+	c->outbound = true;
+	c->connecting = true;
+	c->kind = -1;
+	c->timeout = timeout;
+	snprintf(c->id, sizeof(c->id), "%012llx",
+		 (unsigned long long)atomic_fetch_add(&conn_counter, 1) + 1);
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &s6->sin6_addr, c->ip, sizeof(c->ip));
+		c->port = ntohs(s6->sin6_port);
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, c->ip, sizeof(c->ip));
+		c->port = ntohs(s4->sin_port);
+	}
+	struct event_base *base = loop_base(loop);
+	c->close_ev = event_new(base, -1, 0, close_cb, c);
+	c->resume_ev = event_new(base, -1, 0, resume_cb, c);
+	c->deadline_ev = evtimer_new(base, deadline_cb, c);
+	c->next = nl->conns;
+	if (nl->conns)
+		nl->conns->prev = c;
+	nl->conns = c;
+	c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	setup_bev(c);
+	/* The connect itself is bounded by the same timeout. */
+	struct timeval tv = { timeout ? timeout : 30, 0 };
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	log_info("event=connect_out session=%s ip=%s port=%u", c->id, c->ip, c->port);
+	if (bufferevent_socket_connect(c->bev, sa, (int)salen) < 0) {
+		/* Failed at once; on_close from the loop, not from inside this
+		 * call, so the caller never sees its callback reentered. */
+		snprintf(c->error, sizeof(c->error), "%s", strerror(errno ? errno : ECONNREFUSED));
+		c->closing = true;
+		event_active(c->close_ev, 0, 0);
+		return c;
+	}
+	return c;
+}
+
+int conn_starttls_client(struct conn *c, const char *host, bool verify)
+{
+	if (c->tls)
+		return -1;
+	SSL *ssl = tls_client_ssl_new(host, verify);
+	if (ssl == NULL)
+		return -1;
+	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+	struct bufferevent *f = bufferevent_openssl_filter_new(bufferevent_get_base(c->bev),
+							       c->bev, ssl,
+							       BUFFEREVENT_SSL_CONNECTING,
+							       BEV_OPT_CLOSE_ON_FREE);
+	if (f == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, READ_HIGH_WATERMARK);
+	c->bev = f;
+	c->tls = true;
+	c->client_tls = true;
+	setup_bev(c);
+	struct timeval tv = { HANDSHAKE_TIMEOUT_S, 0 };
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	return 0;
+}
+
+bool conn_tls_verified(struct conn *c)
+{
+	SSL *ssl = conn_ssl(c);
+	return ssl != NULL && SSL_get_verify_result(ssl) == X509_V_OK &&
+	       SSL_get0_peer_certificate(ssl) != NULL;
+}
+
+const char *conn_tls_verify_error(struct conn *c)
+{
+	SSL *ssl = conn_ssl(c);
+	return ssl ? X509_verify_cert_error_string(SSL_get_verify_result(ssl)) : NULL;
+}
+
+const char *conn_error(struct conn *c)
+{
+	return c->error[0] ? c->error : NULL;
+}
+
+bool conn_is_open(struct conn *c)
+{
+	return c->opened && !c->connecting && !c->closing;
 }
 
 const char *conn_peer_ip(struct conn *c) { return c->ip; }

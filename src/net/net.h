@@ -106,6 +106,27 @@ const char *conn_tls_version(struct conn *c);
 const char *conn_tls_cipher(struct conn *c);
 int conn_tls_bits(struct conn *c);
 
+/* ---- outbound connections (the SMTP client) ----
+ *
+ * The same struct conn and handler, the other way round: on_open when the
+ * TCP connection is up (and again after a conn_starttls_client()
+ * handshake), on_close always, also when connecting failed (before any
+ * on_open: reason CONN_CLOSE_ERROR, and conn_error() says why). Not counted
+ * in the listeners' connection limits. */
+struct sockaddr;
+struct conn *conn_connect(struct loop *loop, const struct sockaddr *sa, unsigned salen,
+			  unsigned timeout, const struct conn_handler *h, void *data);
+/* Starts a TLS client handshake for host (SNI; the name verified when
+ * verify is set, else only logged). Returns -1 when TLS is unusable. */
+int conn_starttls_client(struct conn *c, const char *host, bool verify);
+/* After a client handshake: whether the peer's certificate verified, and
+ * why not ("ok", "self-signed certificate", ...). */
+bool conn_tls_verified(struct conn *c);
+const char *conn_tls_verify_error(struct conn *c);
+/* Why the connection failed or closed ("Connection refused"), or NULL. */
+const char *conn_error(struct conn *c);
+bool conn_is_open(struct conn *c);
+
 const char *conn_peer_ip(struct conn *c);	/* "192.0.2.1" or "2001:db8::1" */
 uint16_t conn_peer_port(struct conn *c);
 bool conn_peer_is_loopback(struct conn *c);

@@ -178,6 +178,48 @@ SSL *tls_ssl_new(void)
 	return ssl;
 }
 
+static pthread_once_t client_once = PTHREAD_ONCE_INIT;
+static SSL_CTX *client_ctx;
+
+static void client_init(void)
+{
+	client_ctx = SSL_CTX_new(TLS_client_method());
+	if (client_ctx == NULL)
+		return;
+	/* Opportunistic STARTTLS between MTAs (RFC 3207, RFC 7435): the
+	 * protocol floor of the server side; peers of TLS 1.0/1.1 are sent
+	 * to in clear rather than refused, as most MTAs do. */
+	SSL_CTX_set_min_proto_version(client_ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(client_ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+			    SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_mode(client_ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_set_default_verify_paths(client_ctx) != 1)
+		ERR_clear_error();
+}
+
+SSL *tls_client_ssl_new(const char *host, bool verify)
+{
+	pthread_once(&client_once, client_init);
+	if (client_ctx == NULL)
+		return NULL;
+	SSL *ssl = SSL_new(client_ctx);
+	if (ssl == NULL)
+		return NULL;
+	SSL_set_tlsext_host_name(ssl, host);
+	if (verify) {
+		SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+		if (SSL_set1_host(ssl, host) != 1) {
+			SSL_free(ssl);
+			return NULL;
+		}
+	} else {
+		/* The result is still computed, and logged. */
+		SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+		SSL_set1_host(ssl, host);
+	}
+	return ssl;
+}
+
 void tls_unload(void)
 {
 	pthread_mutex_lock(&ctx_lock);

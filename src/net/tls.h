@@ -27,6 +27,12 @@ bool tls_loaded(void);
 SSL *tls_ssl_new(void);
 void tls_unload(void);
 
+/* Client side (the SMTP client of the outbound queue). A new SSL for a
+ * connection to host (sent as SNI, and the name checked when verify is
+ * set: then the handshake fails unless the peer's chain verifies against
+ * the system's trust store, /etc/ssl/certs). NULL on failure. */
+SSL *tls_client_ssl_new(const char *host, bool verify);
+
 /* Writes a new self-signed certificate for hostname (EC P-256, 10 years)
  * and its key (mode 0600) when neither file exists. Returns 1 when it made
  * them, 0 when both exist, -1 with *error_r otherwise. */

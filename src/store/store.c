@@ -116,6 +116,9 @@ static const char *const migrations[] = {
 	"  DELETE FROM message_text WHERE rowid = old.id;"
 	" END;"
 	"ALTER TABLE messages ADD COLUMN text_indexed INTEGER;",
+	/* 4 -> 5: `yubin queue bounce` marks rows for the server to bounce
+	 * (the CLI only writes the database; the server makes the DSN). */
+	"ALTER TABLE queue ADD COLUMN bounce_reason TEXT;",
 };
 
 char *store_db_error(sqlite3 *db, const char *what)

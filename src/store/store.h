@@ -329,6 +329,9 @@ int store_text_search(struct store_reader *r, int64_t mailbox_id, enum store_tex
 		      const char *needle, uint32_t **match_r, size_t *match_count_r,
 		      uint32_t **unindexed_r, size_t *unindexed_count_r);
 
+/* Opens a body file (a path relative to data_dir, as messages.body holds)
+ * for reading. Returns an fd or -1 (errno). */
+int store_body_open(struct store *s, const char *body);
 /* Opens a message's body file for reading. Returns an fd or -1 (errno). */
 int store_msg_open(struct store *s, const struct store_msg *m);
 
@@ -339,6 +342,48 @@ int store_msg_open(struct store *s, const struct store_msg *m);
  * loop. */
 void store_expunge(struct store *s, int64_t mailbox_id, const uint32_t *uids,
 		   size_t count, struct loop *loop, store_done_fn *done, void *arg);
+
+/* ---- the outbound queue (server) ---- */
+
+/* A remote recipient of a message, due for an attempt. */
+struct store_queue_item {
+	int64_t id;		/* queue row */
+	int64_t message_id;
+	char *queue_id;		/* the message's */
+	char *sender;		/* "" for the null sender */
+	char *recipient;
+	char *body;		/* body file, relative to data_dir */
+	uint64_t size;
+	int64_t created;	/* when it was queued */
+	int64_t received;	/* when the message arrived */
+	uint32_t attempts;
+	char *bounce_reason;	/* set by `yubin queue bounce`: bounce, do not send */
+};
+/* Rows whose next attempt is at or before now, oldest first, at most
+ * limit. Returns 0 or -1. */
+int store_queue_due(struct store_reader *r, int64_t now, size_t limit,
+		    struct store_queue_item **items_r, size_t *count_r);
+void store_queue_items_free(struct store_queue_item **items, size_t count);
+/* The earliest next attempt in the queue, 0 when it is empty. */
+int64_t store_queue_next_attempt(struct store_reader *r);
+
+/* The outcome of an attempt for one row: removed (delivered, or bounced:
+ * the bounce is a delivery of its own, committed before), or tried again
+ * at next_attempt with error remembered. */
+struct store_queue_update {
+	int64_t id;
+	bool remove;
+	int64_t next_attempt;
+	char *error;
+};
+/* Applies the updates in one transaction; bodies nobody holds any more
+ * are deleted after the commit. done is posted to loop. */
+void store_queue_update(struct store *s, const struct store_queue_update *u, size_t count,
+			struct loop *loop, store_done_fn *done, void *arg);
+
+/* fn(arg) is called (on the writer thread) after each commit that queued
+ * mail for remote recipients: the scheduler looks at once. NULL: none. */
+void store_set_queue_hook(struct store *s, void (*fn)(void *), void *arg);
 
 /* ---- delivery (server) ---- */
 

@@ -428,6 +428,8 @@ static void delivery_finish(struct store_job *job, int result)
 	struct store_delivery *d = (struct store_delivery *)job;
 	for (size_t i = 0; result == 0 && i < d->touched_count; i++)
 		store_mailbox_touch(d->touched[i]);
+	if (result == 0 && d->remote_count > 0 && d->store->queue_hook != NULL)
+		d->store->queue_hook(d->store->queue_hook_arg);
 	if (result < 0) {
 		/* Nothing points at the file: remove it wherever it is. */
 		unlinkat(d->store->data_dir_fd, d->body_path ? d->body_path : d->tmp_path, 0);
@@ -473,4 +475,15 @@ void store_delivery_commit(struct store_delivery *d, struct loop *loop,
 		store_text_extract(mm, d->fd, &d->text);
 	mime_message_free(&mm);
 	store_writer_submit(d->store, &d->job);
+}
+
+int store_body_open(struct store *s, const char *body)
+{
+	return openat(s->data_dir_fd, body, O_RDONLY | O_CLOEXEC);
+}
+
+void store_set_queue_hook(struct store *s, void (*fn)(void *), void *arg)
+{
+	s->queue_hook_arg = arg;
+	s->queue_hook = fn;
 }

@@ -25,6 +25,10 @@ struct store {
 	pthread_cond_t writer_cond;
 	struct store_job *jobs_head, **jobs_tail;
 	sqlite3 *writer_db;
+
+	/* store_set_queue_hook() */
+	void (*queue_hook)(void *);
+	void *queue_hook_arg;
 };
 
 struct store_reader {
