@@ -41,6 +41,10 @@ int cli_alias_list(struct cli *c);
 int cli_mail_list(struct cli *c);
 int cli_mail_show(struct cli *c);
 int cli_queue_list(struct cli *c);
+int cli_queue_show(struct cli *c);
+int cli_queue_flush(struct cli *c);
+int cli_queue_delete(struct cli *c);
+int cli_queue_bounce(struct cli *c);
 int cli_dns_mx(struct cli *c);
 int cli_dns_addr(struct cli *c);
 

@@ -491,3 +491,101 @@ int cli_queue_list(struct cli *c)
 	store_queue_rows_free(&rows, count);
 	return finish_output();
 }
+
+static bool is_queue_id(const char *s)
+{
+	size_t n = strspn(s, "0123456789ABCDEFabcdef");
+	return n == 16 && s[n] == '\0';
+}
+
+int cli_queue_show(struct cli *c)
+{
+	const char *id = c->argv[0];
+	struct store_queue_row *rows = NULL;
+	size_t count = 0, shown = 0;
+	char *error = NULL;
+	if (store_queue_list(c->store, &rows, &count, &error) < 0)
+		return fail(error);
+	const char *body = NULL;
+	for (size_t i = 0; i < count; i++) {
+		struct store_queue_row *q = &rows[i];
+		if (!str_ieq(q->queue_id, id))
+			continue;
+		char created[32], next[32];
+		utc_time(q->created, created);
+		utc_time(q->next_attempt, next);
+		if (shown++ == 0) {
+			char *sender = display(*q->sender ? q->sender : "<>", false);
+			printf("Queue-ID: %s\nSender: %s\nQueued: %s\nSize: %llu\n", q->queue_id,
+			       sender, created, (unsigned long long)q->size);
+			free(sender);
+			body = q->body;
+		}
+		char *rcpt = display(q->recipient, false);
+		char *last = display(q->last_error ? q->last_error : "", false);
+		printf("Recipient: %s attempts=%u next=%s%s%s\n", rcpt, q->attempts, next,
+		       *last ? " last-error=" : "", last);
+		free(rcpt);
+		free(last);
+	}
+	if (shown == 0) {
+		store_queue_rows_free(&rows, count);
+		return fail(xasprintf("%s: no such message in the queue", id));
+	}
+	printf("\n");
+	fflush(stdout);
+	int fd = store_body_open(c->store, body);
+	int r = 0;
+	if (fd < 0) {
+		r = -1;
+		error = xasprintf("%s: %s", body, strerror(errno));
+	} else {
+		char buf[65536];
+		ssize_t n;
+		while ((n = read(fd, buf, sizeof(buf))) > 0) {
+			if (write_full(STDOUT_FILENO, buf, (size_t)n) < 0)
+				break;
+		}
+		close(fd);
+	}
+	store_queue_rows_free(&rows, count);
+	return r < 0 ? fail(error) : finish_output();
+}
+
+int cli_queue_flush(struct cli *c)
+{
+	int n = 0;
+	char *error = NULL;
+	if (store_queue_flush(c->store, &n, &error) < 0)
+		return fail(error);
+	printf("%d recipient%s due now\n", n, n == 1 ? "" : "s");
+	return finish_output();
+}
+
+/* queue delete|bounce ID [RECIPIENT] */
+static int queue_change(struct cli *c, bool bounce)
+{
+	const char *id = c->argv[0], *rcpt = c->argc > 1 ? c->argv[1] : NULL;
+	if (!is_queue_id(id))
+		return fail(xasprintf("%s: not a queue id (16 hexadecimal digits, see yubin queue list)", id));
+	int n = 0;
+	char *error = NULL;
+	if ((bounce ? store_queue_bounce : store_queue_delete)(c->store, id, rcpt, &n, &error) < 0)
+		return fail(error);
+	if (n == 0)
+		return fail(xasprintf("%s%s%s: no such message in the queue", id,
+				      rcpt ? " " : "", rcpt ? rcpt : ""));
+	printf("%d recipient%s %s\n", n, n == 1 ? "" : "s",
+	       bounce ? "to be bounced by the server" : "deleted");
+	return finish_output();
+}
+
+int cli_queue_delete(struct cli *c)
+{
+	return queue_change(c, false);
+}
+
+int cli_queue_bounce(struct cli *c)
+{
+	return queue_change(c, true);
+}

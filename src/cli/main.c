@@ -57,6 +57,10 @@ static const struct cli_command commands[] = {
 	{ "mail list", "ADDRESS [MAILBOX]", 1, 2, CLI_STORE, cli_mail_list },
 	{ "mail show", "ADDRESS MAILBOX UID", 3, 3, CLI_STORE, cli_mail_show },
 	{ "queue list", "", 0, 0, CLI_STORE, cli_queue_list },
+	{ "queue show", "ID", 1, 1, CLI_STORE, cli_queue_show },
+	{ "queue flush", "", 0, 0, CLI_STORE, cli_queue_flush },
+	{ "queue delete", "ID [RECIPIENT]", 1, 2, CLI_STORE, cli_queue_delete },
+	{ "queue bounce", "ID [RECIPIENT]", 1, 2, CLI_STORE, cli_queue_bounce },
 	{ "dns mx", "DOMAIN", 1, 1, 0, cli_dns_mx },
 	{ "dns addr", "HOST", 1, 1, 0, cli_dns_addr },
 };

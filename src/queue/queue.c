@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/util.h"
+#include "dns/dns.h"
 #include "net/net.h"
 #include "smtp/smtp_client.h"
 #include "store/store.h"
@@ -454,6 +455,7 @@ static void *queue_main(void *arg)
 {
 	struct queue *q = arg;
 	q->reader = store_reader_new(q->store);
+	dns_thread_init(q->loop);
 	/* Each second: retries that came due, and `yubin queue flush`. */
 	q->timer = event_new(loop_base(q->loop), -1, EV_PERSIST, timer_cb, q);
 	struct timeval tv = { 1, 0 };
@@ -461,8 +463,10 @@ static void *queue_main(void *arg)
 	tick(q);
 	loop_run(q->loop);
 	event_free(q->timer);
-	/* Cut what is in flight: the clients' on_close reports come now. */
+	/* Cut what is in flight: the clients' on_close reports come now;
+	 * lookups in flight are dropped. */
 	net_close_all(q->loop);
+	dns_thread_deinit();
 	store_reader_free(&q->reader);
 	return NULL;
 }
@@ -481,6 +485,17 @@ static void kick_hook(void *arg UNUSED)
 
 int queue_start(const struct config *cfg, struct store *store)
 {
+	char *error = NULL;
+	struct dns_settings dns = {
+		.servers = cfg->dns_servers,
+		.timeout_ms = cfg->dns_timeout * 1000,
+		.attempts = cfg->dns_attempts,
+	};
+	if (dns_init(&dns, &error) < 0) {
+		log_error("event=dns_init_failed error=\"%s\"", error);
+		free(error);
+		return -1;
+	}
 	struct queue *q = xcalloc(1, sizeof(*q));
 	q->cfg = cfg;
 	q->store = store;
@@ -511,4 +526,5 @@ void queue_stop(void)
 	 * posts its answer to it (store_writer_stop comes after us), where it
 	 * waits, never run. The process is ending. */
 	free(q->inflight);
+	dns_deinit();
 }

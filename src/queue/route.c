@@ -1,13 +1,34 @@
 /* Where a domain's mail goes: the smarthost, or the domain's mail
- * exchangers (RFC 5321 5.1). */
+ * exchangers (RFC 5321 5.1): MX records by preference (equal ones in random
+ * order, dns.h), the implicit MX (the domain's own address) when there is
+ * no MX record, nothing for a null MX (RFC 7505). Each host's A and AAAA
+ * are looked up at once; hosts without an address are skipped. */
 #include "queue/queue_private.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "dns/dns.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* MX hosts whose addresses are looked up: more is never useful. */
+#define ROUTE_HOSTS_MAX 10
+
+struct route_ctx {
+	struct route *r;
+	route_done_fn *done;
+	void *arg;
+	uint16_t port;
+	size_t pending;
+	size_t count;
+	struct route_host *hosts;	/* in MX order, filled as answers come */
+	bool any_temp;			/* some lookup failed temporarily */
+	char *detail;
+};
 
 void route_free(struct route *r)
 {
@@ -20,49 +41,156 @@ void route_free(struct route *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* Splits "host:port", "[v6]:port" or "host" (port def). Returns 0 or -1. */
-static int split_host_port(const char *s, const char *def, char **host_r, char **port_r)
+static void set_port(struct sockaddr_storage *ss, uint16_t port, socklen_t *len_r)
 {
-	const char *colon;
+	if (ss->ss_family == AF_INET6) {
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+		*len_r = sizeof(struct sockaddr_in6);
+	} else {
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+		*len_r = sizeof(struct sockaddr_in);
+	}
+}
+
+static void host_add_addrs(struct route_host *h, const struct sockaddr_storage *addrs,
+			   size_t n, uint16_t port)
+{
+	h->addrs = xrealloc(h->addrs, (h->count + n) * sizeof(*h->addrs));
+	h->lens = xrealloc(h->lens, (h->count + n) * sizeof(*h->lens));
+	for (size_t i = 0; i < n; i++) {
+		h->addrs[h->count] = addrs[i];
+		set_port(&h->addrs[h->count], port, &h->lens[h->count]);
+		h->count++;
+	}
+}
+
+/* All answers are in: the hosts with addresses, in order, or the reason
+ * there is none. */
+static void ctx_finish(struct route_ctx *x)
+{
+	struct route *r = x->r;
+	for (size_t i = 0; i < x->count; i++) {
+		if (x->hosts[i].count == 0) {
+			free(x->hosts[i].name);
+			free(x->hosts[i].addrs);
+			free(x->hosts[i].lens);
+			continue;
+		}
+		r->hosts = xrealloc(r->hosts, (r->count + 1) * sizeof(*r->hosts));
+		r->hosts[r->count++] = x->hosts[i];
+	}
+	free(x->hosts);
+	if (r->count > 0) {
+		x->done(x->arg, NULL, false);
+	} else if (x->any_temp) {
+		char *why = xasprintf("451 4.4.3 Address lookup failed: %s", x->detail ? x->detail : "");
+		x->done(x->arg, why, false);
+		free(why);
+	} else {
+		x->done(x->arg, "550 5.4.4 The mail exchangers have no address", true);
+	}
+	free(x->detail);
+	free(x);
+}
+
+struct addr_req {
+	struct route_ctx *x;
+	size_t index;
+};
+
+static void on_addr(const struct dns_addr_result *res, void *ctx)
+{
+	struct addr_req *q = ctx;
+	struct route_ctx *x = q->x;
+	if (res->status == DNS_OK) {
+		host_add_addrs(&x->hosts[q->index], res->addrs, res->count, x->port);
+	} else {
+		if (!dns_status_permanent(res->status))
+			x->any_temp = true;
+		free(x->detail);
+		x->detail = xasprintf("%s: %s%s%s", res->host, dns_status_name(res->status),
+				      res->detail && *res->detail ? " " : "",
+				      res->detail ? res->detail : "");
+		log_info("event=route_addr_failed host=%s status=%s", res->host,
+			 dns_status_name(res->status));
+	}
+	free(q);
+	if (--x->pending == 0)
+		ctx_finish(x);
+}
+
+static void lookup_addrs(struct route_ctx *x)
+{
+	x->pending = x->count;
+	for (size_t i = 0; i < x->count; i++) {
+		struct addr_req *q = xmalloc(sizeof(*q));
+		q->x = x;
+		q->index = i;
+		dns_addr(x->hosts[i].name, on_addr, q);
+	}
+}
+
+static void on_mx(const struct dns_mx_result *res, void *ctx)
+{
+	struct route_ctx *x = ctx;
+	char *why = NULL;
+	switch (res->status) {
+	case DNS_OK:
+		break;
+	case DNS_NULL_MX:
+		/* RFC 7505 3.2 */
+		why = xasprintf("556 5.1.10 %s does not accept mail (null MX)", res->domain);
+		break;
+	case DNS_NXDOMAIN:
+	case DNS_NODATA:
+	case DNS_BADNAME:
+		why = xasprintf("550 5.1.2 The domain %s does not exist (%s)", res->domain,
+				dns_status_name(res->status));
+		break;
+	case DNS_TEMPFAIL:
+		why = xasprintf("451 4.4.3 MX lookup for %s failed: %s", res->domain,
+				res->detail ? res->detail : "temporary failure");
+		break;
+	}
+	if (why != NULL) {
+		x->done(x->arg, why, dns_status_permanent(res->status));
+		free(why);
+		free(x);
+		return;
+	}
+	x->count = res->count < ROUTE_HOSTS_MAX ? res->count : ROUTE_HOSTS_MAX;
+	x->hosts = xcalloc(x->count, sizeof(*x->hosts));
+	for (size_t i = 0; i < x->count; i++)
+		x->hosts[i].name = xstrdup(res->mx[i].host);
+	lookup_addrs(x);
+}
+
+/* Splits "host:port", "[v6]:port" or "host" (port def). Returns 0 or -1. */
+static int split_host_port(const char *s, const char *def, char **host_r, uint16_t *port_r)
+{
+	const char *port = def;
 	if (s[0] == '[') {
 		const char *close = strchr(s, ']');
 		if (close == NULL || (close[1] != '\0' && close[1] != ':'))
 			return -1;
 		*host_r = xstrndup(s + 1, (size_t)(close - s - 1));
-		*port_r = xstrdup(close[1] == ':' ? close + 2 : def);
-		return 0;
+		if (close[1] == ':')
+			port = close + 2;
+	} else {
+		const char *colon = strrchr(s, ':');
+		if (colon != NULL && strchr(s, ':') != colon)
+			colon = NULL;	/* a bare IPv6 address */
+		*host_r = colon ? xstrndup(s, (size_t)(colon - s)) : xstrdup(s);
+		if (colon)
+			port = colon + 1;
 	}
-	colon = strrchr(s, ':');
-	if (colon != NULL && strchr(s, ':') != colon)
-		colon = NULL;	/* a bare IPv6 address */
-	*host_r = colon ? xstrndup(s, (size_t)(colon - s)) : xstrdup(s);
-	*port_r = xstrdup(colon ? colon + 1 : def);
-	return 0;
-}
-
-/* The addresses of host:port into h. Returns 0, or -1 with *permanent_r
- * (the name does not exist) and *error_r. */
-static int resolve_host(const char *host, const char *port, struct route_host *h,
-			bool *permanent_r, char **error_r)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
-	struct addrinfo *res = NULL;
-	int e = getaddrinfo(host, port, &hints, &res);
-	if (e != 0) {
-		*permanent_r = e == EAI_NONAME;
-		*error_r = xasprintf("%s %s: %s", *permanent_r ? "550 5.1.2" : "451 4.4.3",
-				     host, gai_strerror(e));
+	char *end;
+	unsigned long p = strtoul(port, &end, 10);
+	if (*port == '\0' || *end != '\0' || p == 0 || p > 65535) {
+		free(*host_r);
 		return -1;
 	}
-	h->name = xstrdup(host);
-	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		h->addrs = xrealloc(h->addrs, (h->count + 1) * sizeof(*h->addrs));
-		h->lens = xrealloc(h->lens, (h->count + 1) * sizeof(*h->lens));
-		memset(&h->addrs[h->count], 0, sizeof(h->addrs[0]));
-		memcpy(&h->addrs[h->count], ai->ai_addr, ai->ai_addrlen);
-		h->lens[h->count++] = ai->ai_addrlen;
-	}
-	freeaddrinfo(res);
+	*port_r = (uint16_t)p;
 	return 0;
 }
 
@@ -70,31 +198,40 @@ void route_lookup(const struct config *cfg, struct loop *loop UNUSED, const char
 		  struct route *r, route_done_fn *done, void *arg)
 {
 	memset(r, 0, sizeof(*r));
-	char *host = NULL, *port = NULL, *error = NULL;
-	bool permanent = false;
-	if (cfg->smarthost != NULL) {
-		r->smarthost = true;
-		r->tls = cfg->smarthost_tls;
-		/* RFC 6409: a smarthost is a submission server. */
-		if (split_host_port(cfg->smarthost, "587", &host, &port) < 0) {
-			done(arg, "451 4.3.5 [relay] smarthost is not HOST:PORT", false);
-			return;
-		}
-	} else {
+	struct route_ctx *x = xcalloc(1, sizeof(*x));
+	x->r = r;
+	x->done = done;
+	x->arg = arg;
+	if (cfg->smarthost == NULL) {
 		r->tls = cfg->relay_tls;
-		host = xstrdup(domain);
-		port = xstrdup("25");
+		x->port = 25;
+		dns_mx(domain, on_mx, x);
+		return;
 	}
-	r->hosts = xcalloc(1, sizeof(*r->hosts));
-	if (resolve_host(host, port, &r->hosts[0], &permanent, &error) < 0) {
-		free(r->hosts);
-		r->hosts = NULL;
-		done(arg, error, permanent && !r->smarthost);
-		free(error);
+	r->smarthost = true;
+	r->tls = cfg->smarthost_tls;
+	char *host;
+	/* RFC 6409: a smarthost is a submission server. */
+	if (split_host_port(cfg->smarthost, "587", &host, &x->port) < 0) {
+		free(x);
+		done(arg, "451 4.3.5 [relay] smarthost is not HOST:PORT", false);
+		return;
+	}
+	x->count = 1;
+	x->hosts = xcalloc(1, sizeof(*x->hosts));
+	x->hosts[0].name = host;
+	/* A literal address needs no lookup. */
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+		ss.ss_family = AF_INET6;
+	} else if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		ss.ss_family = AF_INET;
 	} else {
-		r->count = 1;
-		done(arg, NULL, false);
+		lookup_addrs(x);
+		return;
 	}
-	free(host);
-	free(port);
+	host_add_addrs(&x->hosts[0], &ss, 1, x->port);
+	ctx_finish(x);
 }

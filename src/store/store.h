@@ -114,9 +114,21 @@ struct store_queue_row {
 	int64_t next_attempt;
 	uint32_t attempts;
 	char *last_error;	/* may be NULL */
+	char *body;		/* the body file, relative to data_dir */
+	uint64_t size;
 };
 int store_queue_list(struct store *s, struct store_queue_row **rows_r,
 		     size_t *count_r, char **error_r);
+/* `yubin queue flush`: every row is due now (a running server tries them
+ * within a second). */
+int store_queue_flush(struct store *s, int *count_r, char **error_r);
+/* `yubin queue delete`: the rows of the message queue_id (of its recipient
+ * rcpt only, if not NULL) go without a bounce; *count_r says how many. */
+int store_queue_delete(struct store *s, const char *queue_id, const char *rcpt,
+		       int *count_r, char **error_r);
+/* `yubin queue bounce`: the running server bounces them at once. */
+int store_queue_bounce(struct store *s, const char *queue_id, const char *rcpt,
+		       int *count_r, char **error_r);
 void store_queue_rows_free(struct store_queue_row **rows, size_t count);
 
 void store_strv_free(char ***strv);

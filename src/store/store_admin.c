@@ -904,7 +904,7 @@ int store_queue_list(struct store *s, struct store_queue_row **rows_r,
 		return -1;
 	sqlite3_stmt *st = prepare(s,
 		"SELECT q.id, g.queue_id, g.sender, q.recipient, q.created,"
-		" q.next_attempt, q.attempts, q.last_error"
+		" q.next_attempt, q.attempts, q.last_error, g.body, g.size"
 		" FROM queue q JOIN messages g ON g.id = q.message_id ORDER BY q.id",
 		error_r);
 	if (st != NULL) {
@@ -921,6 +921,8 @@ int store_queue_list(struct store *s, struct store_queue_row **rows_r,
 			q->attempts = (uint32_t)sqlite3_column_int64(st, 6);
 			q->last_error = sqlite3_column_type(st, 7) == SQLITE_NULL ? NULL :
 					column_strdup(st, 7);
+			q->body = column_strdup(st, 8);
+			q->size = (uint64_t)sqlite3_column_int64(st, 9);
 		}
 		if (rc == SQLITE_DONE)
 			r = 0;
@@ -937,6 +939,61 @@ int store_queue_list(struct store *s, struct store_queue_row **rows_r,
 	return 0;
 }
 
+/* The rows of one message (by its queue id), or of one of its recipients
+ * when rcpt is set: "WHERE" text for the queue table. */
+#define QUEUE_MATCH " message_id = (SELECT id FROM messages WHERE queue_id = ?1)" \
+		    " AND (?2 IS NULL OR recipient = ?2 COLLATE NOCASE)"
+
+static int queue_change(struct store *s, const char *sql, const char *queue_id,
+			const char *rcpt, bool gc, int *count_r, char **error_r)
+{
+	if (tx_begin(s, true, error_r) < 0)
+		return -1;
+	int r = -1;
+	sqlite3_stmt *st = prepare(s, sql, error_r);
+	if (st != NULL) {
+		if (queue_id != NULL)
+			sqlite3_bind_text(st, 1, queue_id, -1, SQLITE_STATIC);
+		if (rcpt != NULL)
+			sqlite3_bind_text(st, 2, rcpt, -1, SQLITE_STATIC);
+		r = step_done(s, st, error_r);
+	}
+	*count_r = sqlite3_changes(s->db);
+	if (tx_end(s, r, error_r) < 0)
+		return -1;
+	if (gc) {
+		/* As in store_user_del: unlinks after the rows are gone. */
+		char *gc_error = NULL;
+		if (tx_begin(s, true, &gc_error) < 0 ||
+		    tx_end(s, store_gc_bodies(s, s->db, &gc_error), &gc_error) < 0) {
+			log_warn("event=gc_bodies_failed error=\"%s\"", gc_error ? gc_error : "");
+			free(gc_error);
+		}
+	}
+	return 0;
+}
+
+int store_queue_flush(struct store *s, int *count_r, char **error_r)
+{
+	return queue_change(s, "UPDATE queue SET next_attempt = 0", NULL, NULL, false,
+			    count_r, error_r);
+}
+
+int store_queue_delete(struct store *s, const char *queue_id, const char *rcpt,
+		       int *count_r, char **error_r)
+{
+	return queue_change(s, "DELETE FROM queue WHERE" QUEUE_MATCH, queue_id, rcpt, true,
+			    count_r, error_r);
+}
+
+int store_queue_bounce(struct store *s, const char *queue_id, const char *rcpt,
+		       int *count_r, char **error_r)
+{
+	return queue_change(s, "UPDATE queue SET next_attempt = 0, bounce_reason ="
+			    " 'Returned by the postmaster of this server' WHERE" QUEUE_MATCH,
+			    queue_id, rcpt, false, count_r, error_r);
+}
+
 void store_queue_rows_free(struct store_queue_row **rowsp, size_t count)
 {
 	struct store_queue_row *rows = *rowsp;
@@ -947,6 +1004,7 @@ void store_queue_rows_free(struct store_queue_row **rowsp, size_t count)
 		free(rows[i].sender);
 		free(rows[i].recipient);
 		free(rows[i].last_error);
+		free(rows[i].body);
 	}
 	free(rows);
 	*rowsp = NULL;
