@@ -5,6 +5,7 @@
  * can end with lookups in flight, timeouts are temporary. Run under ASan,
  * the cancel cases also prove nothing is leaked or used after free. */
 #include "test.h"
+#include "config/config.h"
 #include "core/loop.h"
 #include "core/util.h"
 #include "dns/dns.h"
@@ -387,6 +388,47 @@ static void test_names_and_servers(void)
 	free(csv);
 }
 
+/* [dns] in the config file: servers on one line or several, defaults. */
+static void test_config_section(void)
+{
+	static const char base[] = "[server]\nhostname = mx.test.example\ndata_dir = /tmp\n";
+	struct config *cfg = NULL;
+	char *err = NULL;
+	CHECK_INT(config_load_string(base, strlen(base), "/tmp/t.conf", &cfg, &err), 0);
+	if (cfg != NULL) {
+		CHECK(cfg->dns_servers == NULL);
+		CHECK_INT(cfg->dns_timeout, 5);
+		CHECK_INT(cfg->dns_attempts, 2);
+		config_free(&cfg);
+	}
+	free(err);
+	err = NULL;
+
+	char *text = xasprintf("%s[dns]\nservers = 127.0.0.1 [::1]:5353\n"
+			       "servers = 192.0.2.1:54\ntimeout = 3s\nattempts = 1\n", base);
+	CHECK_INT(config_load_string(text, strlen(text), "/tmp/t.conf", &cfg, &err), 0);
+	if (cfg != NULL) {
+		CHECK_STR(cfg->dns_servers, "127.0.0.1:53,[::1]:5353,192.0.2.1:54");
+		CHECK_INT(cfg->dns_timeout, 3);
+		CHECK_INT(cfg->dns_attempts, 1);
+		config_free(&cfg);
+	}
+	free(err);
+	free(text);
+
+	const char *bad[] = { "servers = dns.example\n", "servers = 127.0.0.1:99999\n",
+			      "timeout = 0\n", "attempts = 11\n", "servers =\n",
+			      "listen = 127.0.0.1:53\n", NULL };
+	for (size_t i = 0; bad[i] != NULL; i++) {
+		err = NULL;
+		text = xasprintf("%s[dns]\n%s", base, bad[i]);
+		CHECK_INT(config_load_string(text, strlen(text), "/tmp/t.conf", &cfg, &err), -1);
+		CHECK(err != NULL && strstr(err, "[dns]") != NULL && strstr(err, ":5:") != NULL);
+		free(err);
+		free(text);
+	}
+}
+
 /* ---- the resolver in a loop, against a scripted server ---- */
 
 struct fake {
@@ -733,6 +775,7 @@ int main(void)
 	RUN(test_mx_special);
 	RUN(test_addr_merge);
 	RUN(test_names_and_servers);
+	RUN(test_config_section);
 	RUN(test_loop_answers);
 	RUN(test_loop_timeout);
 	RUN(test_loop_cancel);
