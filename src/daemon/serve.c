@@ -270,6 +270,7 @@ int serve_run(struct config *cfg)
 	work_stop();
 	queue_stop();
 	store_writer_stop(store);
+	queue_free();
 	for (unsigned i = 0; i < nthreads; i++)
 		loop_free(&threads[i].loop);
 	status = 0;

@@ -630,7 +630,7 @@ static void fetch_one(struct imap_session *s, struct imap_fetch *f, size_t pos)
 	}
 	if (f->items & ITEM_FLAGS) {
 		buf_printf(&b, "%sFLAGS ", sep);
-		imap_append_flags(&b, m);
+		imap_append_view_flags(s, &b, pos);
 		sep = " ";
 	}
 	if (f->items & ITEM_INTERNALDATE) {

@@ -287,6 +287,13 @@ static void bounces_done(void *arg, int result)
 {
 	struct dest *d = arg;
 	struct queue *q = d->q;
+	if (q->stopping) {
+		/* The writer is stopping too: the rows stay as they are (a
+		 * committed bounce may then be sent again after the restart:
+		 * twice rather than never). */
+		updates_done(d, 0);
+		return;
+	}
 	int64_t now = time_now_ms() / 1000;
 	struct store_queue_update *u = xcalloc(d->count, sizeof(*u));
 	for (size_t i = 0; i < d->count; i++) {
@@ -463,9 +470,18 @@ static void *queue_main(void *arg)
 	tick(q);
 	loop_run(q->loop);
 	event_free(q->timer);
-	/* Cut what is in flight: the clients' on_close reports come now;
-	 * lookups in flight are dropped. */
+	/* Cut what is in flight: the clients' on_close reports come now,
+	 * and end their destinations; those still looking up their route end
+	 * here. Those whose bounces or updates are in the store writer end
+	 * when it answers (queue_free). */
 	net_close_all(q->loop);
+	for (struct dest *d = q->dests, *next; d; d = next) {
+		next = d->next;
+		if (d->route.pending != NULL) {
+			route_cancel(&d->route);
+			updates_done(d, 0);
+		}
+	}
 	dns_thread_deinit();
 	store_reader_free(&q->reader);
 	return NULL;
@@ -521,10 +537,18 @@ void queue_stop(void)
 	store_set_queue_hook(q->store, NULL, NULL);
 	loop_post(q->loop, stop_cb, q);
 	pthread_join(q->thread, NULL);
-	q_global = NULL;
-	/* The loop is not freed: a write of ours still in the store writer
-	 * posts its answer to it (store_writer_stop comes after us), where it
-	 * waits, never run. The process is ending. */
-	free(q->inflight);
 	dns_deinit();
+}
+
+void queue_free(void)
+{
+	struct queue *q = q_global;
+	if (q == NULL)
+		return;
+	q_global = NULL;
+	/* The writer has stopped: the answers it posted to our loop run now
+	 * (on this thread), and free what waited for them. */
+	loop_free(&q->loop);
+	free(q->inflight);
+	free(q);
 }

@@ -22,6 +22,8 @@ int queue_start(const struct config *cfg, struct store *store);
 /* Stops it: attempts in progress are cut, their rows stay due. Before
  * store_writer_stop(). */
 void queue_stop(void);
+/* After store_writer_stop(): frees what is left. */
+void queue_free(void);
 /* Something was queued: look now rather than at the next tick. Any thread. */
 void queue_kick(void);
 

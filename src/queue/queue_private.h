@@ -27,6 +27,7 @@ struct route {
 	size_t count;
 	bool smarthost;
 	enum relay_tls tls;
+	void *pending;			/* lookups in flight (route.c) */
 };
 
 /* error NULL: r is filled. Else error is the reason for every recipient of
@@ -36,6 +37,8 @@ typedef void route_done_fn(void *arg, const char *error, bool permanent);
  * by RFC 5321 5.1). done is called on loop, maybe before this returns. */
 void route_lookup(const struct config *cfg, struct loop *loop, const char *domain,
 		  struct route *r, route_done_fn *done, void *arg);
+/* Stops a lookup in flight: done will not be called. */
+void route_cancel(struct route *r);
 void route_free(struct route *r);
 
 /* ---- bounce.c: delivery status notifications (RFC 3464) ---- */

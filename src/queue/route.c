@@ -18,8 +18,16 @@
 /* MX hosts whose addresses are looked up: more is never useful. */
 #define ROUTE_HOSTS_MAX 10
 
+struct addr_req {
+	struct route_ctx *x;
+	size_t index;
+	struct dns_lookup *lookup;	/* NULL once answered */
+};
+
 struct route_ctx {
 	struct route *r;
+	struct dns_lookup *mx_lookup;	/* NULL once answered */
+	struct addr_req *reqs;
 	route_done_fn *done;
 	void *arg;
 	uint16_t port;
@@ -64,11 +72,37 @@ static void host_add_addrs(struct route_host *h, const struct sockaddr_storage *
 	}
 }
 
+static void ctx_free(struct route_ctx *x)
+{
+	free(x->reqs);
+	free(x->detail);
+	free(x);
+}
+
+void route_cancel(struct route *r)
+{
+	struct route_ctx *x = r->pending;
+	if (x == NULL)
+		return;
+	r->pending = NULL;
+	dns_cancel(&x->mx_lookup);
+	for (size_t i = 0; x->reqs != NULL && i < x->count; i++)
+		dns_cancel(&x->reqs[i].lookup);
+	for (size_t i = 0; i < x->count; i++) {
+		free(x->hosts[i].name);
+		free(x->hosts[i].addrs);
+		free(x->hosts[i].lens);
+	}
+	free(x->hosts);
+	ctx_free(x);
+}
+
 /* All answers are in: the hosts with addresses, in order, or the reason
  * there is none. */
 static void ctx_finish(struct route_ctx *x)
 {
 	struct route *r = x->r;
+	r->pending = NULL;
 	for (size_t i = 0; i < x->count; i++) {
 		if (x->hosts[i].count == 0) {
 			free(x->hosts[i].name);
@@ -89,19 +123,14 @@ static void ctx_finish(struct route_ctx *x)
 	} else {
 		x->done(x->arg, "550 5.4.4 The mail exchangers have no address", true);
 	}
-	free(x->detail);
-	free(x);
+	ctx_free(x);
 }
-
-struct addr_req {
-	struct route_ctx *x;
-	size_t index;
-};
 
 static void on_addr(const struct dns_addr_result *res, void *ctx)
 {
 	struct addr_req *q = ctx;
 	struct route_ctx *x = q->x;
+	q->lookup = NULL;	/* answered: the handle is gone */
 	if (res->status == DNS_OK) {
 		host_add_addrs(&x->hosts[q->index], res->addrs, res->count, x->port);
 	} else {
@@ -114,7 +143,6 @@ static void on_addr(const struct dns_addr_result *res, void *ctx)
 		log_info("event=route_addr_failed host=%s status=%s", res->host,
 			 dns_status_name(res->status));
 	}
-	free(q);
 	if (--x->pending == 0)
 		ctx_finish(x);
 }
@@ -122,11 +150,11 @@ static void on_addr(const struct dns_addr_result *res, void *ctx)
 static void lookup_addrs(struct route_ctx *x)
 {
 	x->pending = x->count;
+	x->reqs = xcalloc(x->count, sizeof(*x->reqs));
 	for (size_t i = 0; i < x->count; i++) {
-		struct addr_req *q = xmalloc(sizeof(*q));
-		q->x = x;
-		q->index = i;
-		dns_addr(x->hosts[i].name, on_addr, q);
+		x->reqs[i].x = x;
+		x->reqs[i].index = i;
+		x->reqs[i].lookup = dns_addr(x->hosts[i].name, on_addr, &x->reqs[i]);
 	}
 }
 
@@ -134,6 +162,7 @@ static void on_mx(const struct dns_mx_result *res, void *ctx)
 {
 	struct route_ctx *x = ctx;
 	char *why = NULL;
+	x->mx_lookup = NULL;
 	switch (res->status) {
 	case DNS_OK:
 		break;
@@ -153,9 +182,10 @@ static void on_mx(const struct dns_mx_result *res, void *ctx)
 		break;
 	}
 	if (why != NULL) {
+		x->r->pending = NULL;
 		x->done(x->arg, why, dns_status_permanent(res->status));
 		free(why);
-		free(x);
+		ctx_free(x);
 		return;
 	}
 	x->count = res->count < ROUTE_HOSTS_MAX ? res->count : ROUTE_HOSTS_MAX;
@@ -202,10 +232,11 @@ void route_lookup(const struct config *cfg, struct loop *loop UNUSED, const char
 	x->r = r;
 	x->done = done;
 	x->arg = arg;
+	r->pending = x;
 	if (cfg->smarthost == NULL) {
 		r->tls = cfg->relay_tls;
 		x->port = 25;
-		dns_mx(domain, on_mx, x);
+		x->mx_lookup = dns_mx(domain, on_mx, x);
 		return;
 	}
 	r->smarthost = true;
@@ -213,6 +244,7 @@ void route_lookup(const struct config *cfg, struct loop *loop UNUSED, const char
 	char *host;
 	/* RFC 6409: a smarthost is a submission server. */
 	if (split_host_port(cfg->smarthost, "587", &host, &x->port) < 0) {
+		r->pending = NULL;
 		free(x);
 		done(arg, "451 4.3.5 [relay] smarthost is not HOST:PORT", false);
 		return;

@@ -399,7 +399,7 @@ static void on_reply(struct smtp_client *c, int code)
 			}
 			l = e ? e + 1 : NULL;
 		}
-		/* fall through */
+		__attribute__((fallthrough));
 	case C_HELO:
 		if (c->state == C_HELO && cls != 2) {
 			char *r = reply_copy(c);

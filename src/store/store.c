@@ -102,8 +102,8 @@ static const char *const migrations[] = {
 	 * without extension data, and the byte ranges of the parts
 	 * (mime_parts_serialize). Rows from before have NULL and are parsed
 	 * when fetched. */
-	"ALTER TABLE messages ADD COLUMN body_simple BLOB;"
-	"ALTER TABLE messages ADD COLUMN parts BLOB;",
+	("ALTER TABLE messages ADD COLUMN body_simple BLOB;"
+	 "ALTER TABLE messages ADD COLUMN parts BLOB;"),
 	/* 3 -> 4: full-text index for IMAP SEARCH TEXT/BODY (RFC 9051
 	 * 6.4.4: case-insensitive substring match). The trigram tokenizer
 	 * finds any substring of three characters or more; shorter needles
