@@ -603,6 +603,12 @@ static void on_close(struct conn *conn, enum conn_close_reason reason UNUSED)
 		const char *e = conn_error(conn);
 		set_host_error(c, "%s (%s)", e ? e : "connection lost", c->peer_name);
 	}
+	/* One line per connection: with whom, and how safely. */
+	log_info("event=relay_session session=%s peer=%s ip=%s tls=%s verified=%s error=\"%s\"",
+		 conn_id(conn), c->peer_name, conn_peer_ip(conn),
+		 conn_is_tls(conn) ? conn_tls_version(conn) : "none",
+		 !conn_is_tls(conn) ? "-" : conn_tls_verified(conn) ? "yes" : "no",
+		 c->host_error ? c->host_error : "");
 	if (c->fd >= 0)
 		close(c->fd);
 	c->done(c->arg, c->host_error);
