@@ -10,8 +10,11 @@
 
 #include <errno.h>
 #include <iconv.h>
+#include <locale.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wctype.h>
 
 static int b64_value(unsigned char c)
 {
@@ -432,4 +435,104 @@ int charset_to_utf8(const char *charset, const void *in, size_t len, struct buf 
 	r |= charset_conv_finish(c, out);
 	charset_conv_free(&c);
 	return r < 0 ? -1 : 0;
+}
+
+/* ---- case folding ---- */
+
+static pthread_once_t fold_once = PTHREAD_ONCE_INIT;
+static locale_t fold_locale;
+
+static void fold_init(void)
+{
+	/* Built into glibc since 2.35: no locale package needed. */
+	fold_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
+/* One UTF-8 sequence at s (at most n bytes): its code point and length,
+ * or length 0 when it is not valid. */
+static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp_r)
+{
+	unsigned char c = s[0];
+	size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 :
+		     (c & 0xf8) == 0xf0 ? 4 : 0;
+	if (len == 0 || len > n)
+		return 0;
+	uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+	if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	*cp_r = cp;
+	return len;
+}
+
+static void utf8_put(struct buf *b, uint32_t cp)
+{
+	char o[4];
+	size_t n;
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		o[0] = (char)(0xc0 | (cp >> 6));
+		o[1] = (char)(0x80 | (cp & 0x3f));
+		n = 2;
+	} else if (cp < 0x10000) {
+		o[0] = (char)(0xe0 | (cp >> 12));
+		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		o[2] = (char)(0x80 | (cp & 0x3f));
+		n = 3;
+	} else {
+		o[0] = (char)(0xf0 | (cp >> 18));
+		o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+		o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		o[3] = (char)(0x80 | (cp & 0x3f));
+		n = 4;
+	}
+	buf_append(b, o, n);
+}
+
+char *text_fold(const char *s, size_t len, size_t *len_r)
+{
+	pthread_once(&fold_once, fold_init);
+	struct buf b;
+	buf_init(&b, 0);
+	buf_append(&b, "", 0);
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0; i < len; ) {
+		uint32_t cp;
+		if (p[i] < 0x80) {
+			buf_append_c(&b, (char)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] + 32 : p[i]));
+			i++;
+			continue;
+		}
+		size_t n = utf8_decode(p + i, len - i, &cp);
+		if (n == 0) {
+			buf_append_c(&b, (char)p[i]);
+			i++;
+			continue;
+		}
+		if (fold_locale != (locale_t)0)
+			cp = (uint32_t)towlower_l((wint_t)cp, fold_locale);
+		utf8_put(&b, cp);
+		i += n;
+	}
+	return buf_steal(&b, len_r);
+}
+
+bool text_contains_fold(const char *hay, size_t hay_len, const char *needle)
+{
+	if (*needle == '\0')
+		return true;
+	size_t hl, nl;
+	char *h = text_fold(hay, hay_len, &hl);
+	char *n = text_fold(needle, strlen(needle), &nl);
+	bool found = memmem(h, hl, n, nl) != NULL;
+	free(h);
+	free(n);
+	return found;
 }

@@ -95,4 +95,13 @@ size_t charset_conv_bad(const struct charset_conv *c);
  * written). */
 int charset_to_utf8(const char *charset, const void *in, size_t len, struct buf *out);
 
+/* ---- Case-insensitive matching (IMAP SEARCH, RFC 9051 6.4.4) ---- */
+
+/* s[0..len) with every character lower-cased (Unicode simple case mapping
+ * of the C.UTF-8 locale), as a new NUL-terminated string; bytes that are
+ * not valid UTF-8 are kept. */
+char *text_fold(const char *s, size_t len, size_t *len_r);
+/* Whether needle occurs in hay, both folded (needle "" always does). */
+bool text_contains_fold(const char *hay, size_t hay_len, const char *needle);
+
 #endif

@@ -162,28 +162,31 @@ static void header_text(const char *hdr, size_t len, struct buf *out)
 	}
 }
 
-/* HTML to its text: tags go, a few entities become their character. Good
- * enough to find words in; not a renderer. */
+/* HTML to its text: tags go (a tag between two words leaves one space),
+ * a few entities become their character. Good enough to find words in;
+ * not a renderer. */
 static void html_text(const char *p, size_t len, struct buf *out)
 {
 	static const struct { const char *name; const char *text; } ent[] = {
 		{ "&amp;", "&" }, { "&lt;", "<" }, { "&gt;", ">" }, { "&quot;", "\"" },
 		{ "&apos;", "'" }, { "&nbsp;", " " },
 	};
-	bool in_tag = false;
+	bool in_tag = false, gap = false;
 	for (size_t i = 0; i < len; i++) {
 		char c = p[i];
 		if (in_tag) {
-			if (c == '>') {
-				in_tag = false;
-				buf_append_c(out, ' ');
-			}
+			in_tag = c != '>';
 			continue;
 		}
 		if (c == '<') {
-			in_tag = true;
+			in_tag = gap = true;
 			continue;
 		}
+		bool space = c == ' ' || c == '\t' || c == '\r' || c == '\n';
+		char last = out->len ? out->data[out->len - 1] : ' ';
+		if (gap && !space && last != ' ' && last != '\n')
+			buf_append_c(out, ' ');
+		gap = false;
 		if (c == '&') {
 			size_t k;
 			for (k = 0; k < ARRAY_SIZE(ent); k++) {
@@ -306,6 +309,19 @@ static int collect_uids(sqlite3_stmt *st, uint32_t **uids_r, size_t *count_r)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* yubin_contains(haystack, needle): case-folded substring (SQL function). */
+static void sql_contains(sqlite3_context *ctx, int argc UNUSED, sqlite3_value **argv)
+{
+	const char *hay = (const char *)sqlite3_value_text(argv[0]);
+	const char *needle = (const char *)sqlite3_value_text(argv[1]);
+	if (hay == NULL || needle == NULL) {
+		sqlite3_result_int(ctx, 0);
+		return;
+	}
+	sqlite3_result_int(ctx, text_contains_fold(hay, (size_t)sqlite3_value_bytes(argv[0]),
+						   needle));
+}
+
 /* Characters, not bytes: the trigram tokenizer counts characters. */
 static size_t utf8_chars(const char *s)
 {
@@ -343,20 +359,18 @@ int store_text_search(struct store_reader *r, int64_t mailbox_id, enum store_tex
 		buf_append_c(&arg, '"');
 	} else {
 		/* Too short for trigrams: the stored text of this mailbox's
-		 * messages is scanned. */
+		 * messages is scanned, case folded as the trigram index folds
+		 * (LIKE would fold ASCII only). */
+		sqlite3_create_function(r->db, "yubin_contains", 2,
+					SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_contains,
+					NULL, NULL);
 		buf_append_str(&sql, "SELECT m.uid FROM mail m JOIN message_text t"
 			       " ON t.rowid = m.message_id WHERE m.mailbox_id = ?1 AND ");
-		buf_append_c(&arg, '%');
-		for (const char *p = needle; *p; p++) {
-			if (*p == '%' || *p == '_' || *p == '\\')
-				buf_append_c(&arg, '\\');
-			buf_append_c(&arg, *p);
-		}
-		buf_append_c(&arg, '%');
+		buf_append_str(&arg, needle);
 		if (where == STORE_TEXT_ALL)
-			buf_append_str(&sql, "(t.header LIKE ?2 ESCAPE '\\' OR t.body LIKE ?2 ESCAPE '\\')");
+			buf_append_str(&sql, "(yubin_contains(t.header, ?2) OR yubin_contains(t.body, ?2))");
 		else
-			buf_printf(&sql, "t.%s LIKE ?2 ESCAPE '\\'", columns[where]);
+			buf_printf(&sql, "yubin_contains(t.%s, ?2)", columns[where]);
 	}
 	buf_append_str(&sql, " ORDER BY m.uid");
 	sqlite3_stmt *st = NULL, *un = NULL;

@@ -226,10 +226,36 @@ static void test_charset(void)
 	buf_deinit(&out);
 }
 
+/* IMAP SEARCH folding: Unicode lower case, bad bytes kept. */
+static void test_fold(void)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "", "" },
+		{ "ABC xyz 123", "abc xyz 123" },
+		{ "\xc3\x9c" "BER", "\xc3\xbc" "ber" },		/* ÜBER */
+		{ "\xce\xa3\xce\x91", "\xcf\x83\xce\xb1" },	/* ΣΑ */
+		{ "\xff\xc3" "A", "\xff\xc3" "a" },			/* not UTF-8 */
+		{ "\xed\xa0\x80", "\xed\xa0\x80" },		/* a surrogate */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		size_t len;
+		char *got = text_fold(cases[i].in, strlen(cases[i].in), &len);
+		CHECK(len == strlen(cases[i].out) && strcmp(got, cases[i].out) == 0);
+		free(got);
+	}
+	const char *hay = "Gr\xc3\xbc\xc3\x9f" "e aus Z\xc3\xbc" "rich";
+	CHECK(text_contains_fold(hay, strlen(hay), "Z\xc3\x9c" "RICH"));
+	CHECK(!text_contains_fold("abc", 3, "abd"));
+	CHECK(text_contains_fold("abc", 3, ""));
+}
+
 int main(void)
 {
 	RUN(test_base64);
 	RUN(test_qp);
+	RUN(test_fold);
 	RUN(test_charset);
 	return test_done();
 }
