@@ -16,11 +16,14 @@
 #include "smtp/smtp.h"
 #include "store/store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #define IO_THREADS_MAX 64
@@ -165,6 +168,30 @@ static unsigned thread_count(const struct config *cfg)
 	return (unsigned)n;
 }
 
+/* One server per data_dir. Start-up removes the body files no row names
+ * (store_writer_start), which is right only while nobody else may be about
+ * to commit one; a second server on the same folder (another config, other
+ * ports) would break that. The lock is on the folder itself, so no file is
+ * left behind, and the kernel drops it with the process, SIGKILL included.
+ * The CLI does not take it: it never adds a body. */
+static int lock_data_dir(const char *data_dir, int *fd_r, char **error_r)
+{
+	int fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		*error_r = xasprintf("%s: %s", data_dir, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		*error_r = errno == EWOULDBLOCK ?
+			xasprintf("%s: in use by another yubin serve", data_dir) :
+			xasprintf("%s: lock: %s", data_dir, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	*fd_r = fd;
+	return 0;
+}
+
 static void stop_loop(void *arg)
 {
 	loop_stop(arg);
@@ -178,7 +205,7 @@ int serve_run(struct config *cfg)
 	struct io_thread threads[IO_THREADS_MAX];
 	unsigned nthreads = 0;
 	char *error = NULL;
-	int status = 1;
+	int status = 1, lock_fd = -1;
 	enum log_level level;
 
 	if (log_level_parse(cfg->log_level, &level) == 0)
@@ -213,7 +240,12 @@ int serve_run(struct config *cfg)
 		fprintf(stderr, "yubin: %s\n", error);
 		goto out;
 	}
-	if (store_open(cfg->data_dir, &store, &error) < 0 ||
+	/* store_writer_start first empties tmp/ and removes the bodies in msg/
+	 * that no row names (left by a kill between a body's rename and its
+	 * commit): under the lock, before the writer and the I/O threads run,
+	 * so no delivery of ours is in flight either. */
+	if (lock_data_dir(cfg->data_dir, &lock_fd, &error) < 0 ||
+	    store_open(cfg->data_dir, &store, &error) < 0 ||
 	    store_writer_start(store, &error) < 0) {
 		fprintf(stderr, "yubin: %s\n", error);
 		goto out;
@@ -278,6 +310,8 @@ int serve_run(struct config *cfg)
 out:
 	free(error);
 	store_close(&store);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	for (size_t i = 0; i < sock_count; i++) {
 		close(socks[i].fd);
 		free(socks[i].name);

@@ -9,6 +9,7 @@
 #include <ftw.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char tmpdir[] = "/tmp/yubin-test-store-XXXXXX";
@@ -397,6 +398,103 @@ static void test_mail(void)
 	store_close(&s);
 }
 
+/* ---- start-up sweep of msg/ ---- */
+
+static void make_dir_rel(const char *rel)
+{
+	char *path = xasprintf("%s/%s", data_dir, rel);
+	CHECK(mkdir(path, 0750) == 0);
+	free(path);
+}
+
+static bool dir_exists(const char *rel)
+{
+	char *path = xasprintf("%s/%s", data_dir, rel);
+	struct stat st;
+	bool r = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+	free(path);
+	return r;
+}
+
+/* A kill between a body's rename into msg/ and its commit leaves a file no
+ * row names; the server's start-up (store_writer_start -> store_clean_tmp)
+ * removes it and the empty buckets of past hours, keeps every named body,
+ * and store_open (all the CLI does) removes nothing. */
+static void test_orphan_sweep(void)
+{
+	struct store *s = open_store();
+	char hour[16];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(hour, sizeof(hour), "%Y%m%d%H", &tm);
+	char *this_hour = xasprintf("msg/%s", hour);
+
+	make_dir_rel("msg/2000010100");		/* named body + orphan */
+	make_dir_rel("msg/2000010101");		/* orphan only */
+	make_dir_rel("msg/2000010102");		/* empty, past */
+	make_dir_rel("msg/2999123123");		/* empty, future */
+	make_dir_rel("msg/2000010103");		/* holds a folder: not ours */
+	make_dir_rel("msg/2000010103/sub");
+	make_dir_rel("msg/other");		/* not a bucket name */
+	if (!dir_exists(this_hour))
+		make_dir_rel(this_hour);
+	write_file("msg/2000010100/00000000000000A1", "named\r\n");
+	write_file("msg/2000010100/00000000000000B2", "orphan\r\n");
+	write_file("msg/2000010101/00000000000000C3", "orphan\r\n");
+	/* A row with this queue id names a file elsewhere: this one is no
+	 * row's body, but the sweep goes by queue id and errs on keeping. */
+	write_file("msg/2000010101/00000000000000A1", "copy\r\n");
+	write_file("msg/stray", "x");
+	write_file("tmp/00000000000000D4", "partial");
+	q_exec(s, "INSERT INTO messages (id, queue_id, body, size, received, sender)"
+		  " VALUES (1, '00000000000000A1', 'msg/2000010100/00000000000000A1', 7, 1000, '')");
+	store_close(&s);
+
+	/* The CLI's way in: nothing removed. */
+	s = open_store();
+	CHECK(file_exists("msg/2000010100/00000000000000B2"));
+	CHECK(file_exists("msg/2000010101/00000000000000C3"));
+	CHECK(file_exists("msg/stray"));
+	CHECK(file_exists("tmp/00000000000000D4"));
+
+	store_clean_tmp(s);
+	CHECK(file_exists("msg/2000010100/00000000000000A1"));
+	CHECK(!file_exists("msg/2000010100/00000000000000B2"));
+	CHECK(!file_exists("msg/2000010101/00000000000000C3"));
+	CHECK(file_exists("msg/2000010101/00000000000000A1"));
+	CHECK(!file_exists("msg/stray"));
+	CHECK(!file_exists("tmp/00000000000000D4"));
+	CHECK(dir_exists("msg/2000010100"));
+	CHECK(dir_exists("msg/2000010101"));
+	CHECK(!dir_exists("msg/2000010102"));
+	CHECK(dir_exists("msg/2999123123"));
+	CHECK(dir_exists("msg/2000010103/sub"));
+	CHECK(dir_exists("msg/other"));
+	/* Only when the hour did not turn meanwhile. */
+	gmtime_r(&(time_t){ time(NULL) }, &tm);
+	char hour2[16];
+	strftime(hour2, sizeof(hour2), "%Y%m%d%H", &tm);
+	if (strcmp(hour, hour2) == 0)
+		CHECK(dir_exists(this_hour));
+	CHECK_INT(q_int(s, "SELECT count(*) FROM messages"), 1);
+
+	/* Emptied of its last body, a past bucket goes at the next start. */
+	q_exec(s, "DELETE FROM messages");
+	store_clean_tmp(s);
+	CHECK(!dir_exists("msg/2000010100"));
+	CHECK(!dir_exists("msg/2000010101"));
+	store_close(&s);
+
+	char *path = xasprintf("%s/msg/2000010103/sub", data_dir);
+	rmdir(path);
+	free(path);
+	path = xasprintf("%s/msg/2000010103", data_dir);
+	rmdir(path);
+	free(path);
+	free(this_hour);
+}
+
 /* ---- aliases ---- */
 
 static void test_aliases(void)
@@ -590,6 +688,7 @@ int main(void)
 	RUN(test_domains);
 	RUN(test_users);
 	RUN(test_mail);
+	RUN(test_orphan_sweep);
 	RUN(test_aliases);
 	RUN(test_resolve);
 	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
