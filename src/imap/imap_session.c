@@ -1184,30 +1184,25 @@ static int append_write(void *ctx, const char *data, size_t len)
 	return 0;
 }
 
-/* One APPEND command being committed: every message is its own delivery
- * (the store has no way yet to put several in one transaction), so
- * all-or-nothing (RFC 3502 3) is had by expunging the ones that made it
- * when another did not. */
+/* One APPEND command being committed: its messages go into one store
+ * transaction, so all or none are appended (RFC 3502 3). */
 struct imap_append_item {
-	struct imap_append *w;
 	uint32_t uidvalidity, uid;
-	int result;
 };
 
 struct imap_append {
 	struct imap_session *s;
-	int64_t mailbox_id;
-	struct loop *loop;
-	size_t count, pending;
+	size_t count;
 	struct imap_append_item *items;
 };
 
 static void append_uid_set(struct buf *b, const uint32_t *uids, size_t n);
 
-static void append_finish(struct imap_append *w, bool ok)
+static void append_done(void *arg, int result)
 {
+	struct imap_append *w = arg;
 	struct imap_session *s = w->s;
-	if (s->conn != NULL && ok) {
+	if (s->conn != NULL && result == 0) {
 		/* The new messages show in the selected mailbox at once. */
 		imap_sync(s, false);
 		uint32_t *uids = xmalloc(w->count * sizeof(*uids));
@@ -1227,40 +1222,6 @@ static void append_finish(struct imap_append *w, bool ok)
 	free(w->items);
 	free(w);
 	imap_command_done(s);
-}
-
-static void append_undone(void *arg, int result)
-{
-	struct imap_append *w = arg;
-	if (result != 0)
-		log_error("event=append_undo_failed mailbox_id=%lld", (long long)w->mailbox_id);
-	append_finish(w, false);
-}
-
-static void append_done(void *arg, int result)
-{
-	struct imap_append_item *it = arg;
-	struct imap_append *w = it->w;
-	it->result = result;
-	if (--w->pending > 0)
-		return;
-	uint32_t *undo = xmalloc(w->count * sizeof(*undo));
-	size_t n = 0, failed = 0;
-	for (size_t i = 0; i < w->count; i++) {
-		if (w->items[i].result == 0)
-			undo[n++] = w->items[i].uid;
-		else
-			failed++;
-	}
-	if (failed == 0 || n == 0) {
-		free(undo);
-		append_finish(w, failed == 0);
-		return;
-	}
-	/* Some made it: take them out again. Other sessions may have seen
-	 * them come and go; nothing else is left behind. */
-	store_expunge(imap_store, w->mailbox_id, undo, n, w->loop, append_undone, w);
-	free(undo);
 }
 
 static int parse_internaldate(const char *v, int64_t *t_r)
@@ -1410,21 +1371,18 @@ static void cmd_append(struct imap_session *s, const struct imap_arg *a, size_t 
 	}
 	struct imap_append *w = xcalloc(1, sizeof(*w));
 	w->s = s;
-	w->mailbox_id = info.id;
-	w->count = w->pending = count;
+	w->count = count;
 	w->items = xcalloc(count, sizeof(*w->items));
-	w->loop = conn_loop(s->conn);
 	s->appending = w;
 	wait_for(s);
-	/* The writer takes jobs in order: the UIDs follow the messages. */
+	/* In the order of the messages: so are their UIDs. */
 	for (size_t k = 0; k < count; k++) {
-		w->items[k].w = w;
 		store_delivery_add_mailbox(ds[k], info.id, msgs[k].flags,
 					   *msgs[k].keywords ? msgs[k].keywords : NULL, msgs[k].date,
 					   &w->items[k].uidvalidity, &w->items[k].uid);
 		free(msgs[k].keywords);
-		store_delivery_commit(ds[k], w->loop, append_done, &w->items[k]);
 	}
+	store_delivery_commit_group(ds, count, conn_loop(s->conn), append_done, w);
 	free(ds);
 	free(msgs);
 }

@@ -431,6 +431,11 @@ void store_delivery_add_remote(struct store_delivery *d, const char *rcpt);
  * place and commits all rows in one transaction. Takes ownership of d. */
 void store_delivery_commit(struct store_delivery *d, struct loop *loop,
 			   store_done_fn *done, void *arg);
+/* Commits several deliveries in one transaction, in order: all of them or
+ * none (RFC 3502 MULTIAPPEND). Takes ownership of each; done gets the one
+ * result; the uid_r of store_delivery_add_mailbox() are set before it. */
+void store_delivery_commit_group(struct store_delivery **ds, size_t count, struct loop *loop,
+				 store_done_fn *done, void *arg);
 /* Drops a delivery that was not committed and removes its file. */
 void store_delivery_abort(struct store_delivery **d);
 

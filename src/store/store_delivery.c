@@ -438,16 +438,14 @@ static void delivery_finish(struct store_job *job, int result)
 	loop_post(d->loop, delivery_done, d);
 }
 
-void store_delivery_commit(struct store_delivery *d, struct loop *loop,
-			   store_done_fn *done, void *arg)
+/* The work before the writer: the last body bytes to the file, the header
+ * fields, the MIME results and the text for the index. Returns 0 or -1 (the
+ * file could not be written; it is removed). */
+static int delivery_ready(struct store_delivery *d)
 {
-	d->loop = loop;
-	d->done = done;
-	d->done_arg = arg;
 	d->job.prepare = delivery_prepare;
 	d->job.apply = delivery_apply;
 	d->job.finish = delivery_finish;
-
 	size_t hlen = header_block_len(d->head.data ? d->head.data : "", d->head.len);
 	if (d->head.len > 0) {
 		d->hdr_from = header_get(d->head.data, hlen, "From");
@@ -457,10 +455,8 @@ void store_delivery_commit(struct store_delivery *d, struct loop *loop,
 	}
 	buf_deinit(&d->head);
 	if (flush_wbuf(d) < 0) {
-		d->result = -1;
 		unlinkat(d->store->data_dir_fd, d->tmp_path, 0);
-		loop_post(loop, delivery_done, d);
-		return;
+		return -1;
 	}
 	buf_deinit(&d->wbuf);
 	/* The parse went along with the writes; what is left is small. The
@@ -474,7 +470,117 @@ void store_delivery_commit(struct store_delivery *d, struct loop *loop,
 	if (d->local_count > 0 || d->append_mailbox > 0)
 		store_text_extract(mm, d->fd, &d->text);
 	mime_message_free(&mm);
+	return 0;
+}
+
+void store_delivery_commit(struct store_delivery *d, struct loop *loop,
+			   store_done_fn *done, void *arg)
+{
+	d->loop = loop;
+	d->done = done;
+	d->done_arg = arg;
+	if (delivery_ready(d) < 0) {
+		d->result = -1;
+		loop_post(loop, delivery_done, d);
+		return;
+	}
 	store_writer_submit(d->store, &d->job);
+}
+
+/* ---- several deliveries in one transaction (IMAP MULTIAPPEND) ---- */
+
+struct delivery_group {
+	struct store_job job;	/* first: the writer sees only this */
+	struct store *store;
+	struct store_delivery **ds;
+	size_t count;
+	struct loop *loop;
+	store_done_fn *done;
+	void *arg;
+	int result;
+};
+
+static int group_prepare(struct store_job *job)
+{
+	struct delivery_group *g = (struct delivery_group *)job;
+	for (size_t i = 0; i < g->count; i++) {
+		struct store_delivery *d = g->ds[i];
+		if (delivery_prepare(&d->job) < 0)
+			return -1;
+		/* The writer syncs one folder per job: the group's first; a
+		 * body in another (the hour changed meanwhile) is synced here. */
+		if (i == 0) {
+			memcpy(job->sync_dir, d->job.sync_dir, sizeof(job->sync_dir));
+			job->sync_parent = d->job.sync_parent;
+		} else if (strcmp(d->job.sync_dir, job->sync_dir) != 0 &&
+			   (store_sync_dir(g->store, d->job.sync_dir) < 0 ||
+			    (d->job.sync_parent && store_sync_dir(g->store, "msg") < 0))) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int group_apply(struct store_job *job, sqlite3 *db)
+{
+	struct delivery_group *g = (struct delivery_group *)job;
+	for (size_t i = 0; i < g->count; i++) {
+		if (delivery_apply(&g->ds[i]->job, db) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void group_done(void *arg)
+{
+	struct delivery_group *g = arg;
+	g->done(g->arg, g->result);
+	for (size_t i = 0; i < g->count; i++)
+		delivery_free(g->ds[i]);
+	free(g->ds);
+	free(g);
+}
+
+static void group_finish(struct store_job *job, int result)
+{
+	struct delivery_group *g = (struct delivery_group *)job;
+	for (size_t i = 0; i < g->count; i++) {
+		struct store_delivery *d = g->ds[i];
+		for (size_t k = 0; result == 0 && k < d->touched_count; k++)
+			store_mailbox_touch(d->touched[k]);
+		if (result < 0)
+			unlinkat(g->store->data_dir_fd, d->body_path ? d->body_path : d->tmp_path, 0);
+	}
+	g->result = result;
+	loop_post(g->loop, group_done, g);
+}
+
+void store_delivery_commit_group(struct store_delivery **ds, size_t count, struct loop *loop,
+				 store_done_fn *done, void *arg)
+{
+	struct delivery_group *g = xcalloc(1, sizeof(*g));
+	g->store = ds[0]->store;
+	g->ds = xmalloc(count * sizeof(*g->ds));
+	memcpy(g->ds, ds, count * sizeof(*ds));
+	g->count = count;
+	g->loop = loop;
+	g->done = done;
+	g->arg = arg;
+	g->job.prepare = group_prepare;
+	g->job.apply = group_apply;
+	g->job.finish = group_finish;
+	for (size_t i = 0; i < count; i++) {
+		if (delivery_ready(ds[i]) < 0) {
+			for (size_t k = 0; k < count; k++) {
+				if (k != i)
+					unlinkat(g->store->data_dir_fd, ds[k]->tmp_path, 0);
+			}
+			g->result = -1;
+			loop_post(loop, group_done, g);
+			return;
+		}
+	}
+	store_writer_submit(g->store, &g->job);
 }
 
 int store_body_open(struct store *s, const char *body)

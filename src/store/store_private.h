@@ -105,6 +105,8 @@ void store_clean_tmp(struct store *s);
 void store_mailbox_touch(int64_t mailbox_id);
 
 /* store_writer.c */
+/* fsync of a folder under data_dir (new entries in it). Returns 0 or -1. */
+int store_sync_dir(struct store *s, const char *dir);
 void store_writer_submit(struct store *s, struct store_job *job);
 
 #define STORE_SCHEMA_VERSION 2

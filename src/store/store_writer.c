@@ -19,13 +19,15 @@
  * hold back answers for long. */
 #define WRITER_BATCH_MAX 512
 
-static void sync_dir(struct store *s, const char *dir)
+int store_sync_dir(struct store *s, const char *dir)
 {
 	int fd = openat(s->data_dir_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) < 0)
+	int r = fd < 0 || fsync(fd) < 0 ? -1 : 0;
+	if (r < 0)
 		log_error("event=dir_sync_failed dir=%s error=\"%s\"", dir, strerror(errno));
 	if (fd >= 0)
 		close(fd);
+	return r;
 }
 
 static void run_batch(struct store *s, struct store_job *jobs)
@@ -52,12 +54,12 @@ static void run_batch(struct store *s, struct store_job *jobs)
 			if (k->result == 0 && strcmp(k->sync_dir, j->sync_dir) == 0)
 				parent |= k->sync_parent;
 		}
-		sync_dir(s, j->sync_dir);
+		(void)store_sync_dir(s, j->sync_dir);
 		if (parent) {
 			char *p = xstrdup(j->sync_dir), *slash = strrchr(p, '/');
 			if (slash != NULL) {
 				*slash = '\0';
-				sync_dir(s, p);
+				(void)store_sync_dir(s, p);
 			}
 			free(p);
 		}
