@@ -12,6 +12,7 @@
 #include "mime/addrlist.h"
 #include "smtp/address.h"
 #include "smtp/smtp_data.h"
+#include "smtp/smtp_line.h"
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/log.h"
@@ -1122,44 +1123,28 @@ static void run_command(struct smtp_session *s, char *line)
 	reply(s, "500 5.5.2 Error: command not recognized");
 }
 
-/* Takes the next command line from in. Returns 1 with *line_r (a new
- * string without CRLF), 0 when more input is needed, -1 after replying to a
- * bad line (it is consumed). */
+/* Takes the next command line from in (smtp_line.h). Returns 1 with
+ * *line_r (a new string without CRLF), 0 when more input is needed, -1
+ * after replying to a bad line (it is consumed). */
 static int read_line(struct smtp_session *s, struct evbuffer *in, char **line_r)
 {
 	/* RFC 4954 4: AUTH lines may be up to 12288 octets. */
 	size_t max = cfg->max_line_length;
 	if (s->submission && max < 12288)
 		max = 12288;
-	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
-	if (eol.pos < 0) {
-		size_t have = evbuffer_get_length(in);
-		if (have > max) {
-			/* Drop what we have; the rest goes when the line ends. */
-			evbuffer_drain(in, have);
-			s->discarding = true;
-		}
+	switch (smtp_line_read(in, max, &s->discarding, line_r)) {
+	case SMTP_LINE_OK:
+		return 1;
+	case SMTP_LINE_MORE:
 		return 0;
-	}
-	size_t len = (size_t)eol.pos;
-	if (s->discarding || len + 1 > max) {
-		evbuffer_drain(in, len + 1);
-		s->discarding = false;
+	case SMTP_LINE_TOO_LONG:
 		reply(s, "500 5.5.2 Error: line too long");
 		return -1;
+	case SMTP_LINE_BAD:
+		break;
 	}
-	char *line = xmalloc(len + 1);
-	evbuffer_remove(in, line, len + 1);
-	line[len] = '\0';
-	if (len > 0 && line[len - 1] == '\r')
-		line[--len] = '\0';
-	if (memchr(line, '\0', len) != NULL || memchr(line, '\r', len) != NULL) {
-		free(line);
-		reply(s, "500 5.5.2 Error: bad characters in command");
-		return -1;
-	}
-	*line_r = line;
-	return 1;
+	reply(s, "500 5.5.2 Error: bad characters in command");
+	return -1;
 }
 
 static void on_read(struct conn *c)
