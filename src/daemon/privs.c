@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* data_dir/msg/BUCKET/ID is three deep; anything far deeper is not ours. */
@@ -135,6 +136,58 @@ static int walk(int dir, const char *path, const struct owner *o, int depth,
 	return r;
 }
 
+/* Checks, as user would, that data_dir can be entered and written: a
+ * folder above it that user may not search (a checkout under /root, mode
+ * 0700) is otherwise found only after the drop, as a bare "Permission
+ * denied" on the database. A child process becomes user (and its groups)
+ * and tries; only system calls run in it, so this is safe with threads. */
+static int check_reachable(const char *data_dir, const char *user,
+			   const struct owner *o, char **error_r)
+{
+	gid_t groups[256];
+	int ngroups = (int)ARRAY_SIZE(groups);
+	if (getgrouplist(user, o->gid, groups, &ngroups) < 0)
+		ngroups = 0;	/* more than we hold: the primary group only */
+	pid_t pid = fork();
+	if (pid < 0) {
+		*error_r = xasprintf("fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		int err = 0;
+		if (setgroups((size_t)ngroups, groups) < 0 ||
+		    setresgid(o->gid, o->gid, o->gid) < 0 ||
+		    setresuid(o->uid, o->uid, o->uid) < 0)
+			_exit(255);
+		int fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			err = errno;
+		else if (faccessat(fd, ".", W_OK | X_OK, 0) < 0)
+			err = errno;
+		_exit(err > 0 && err < 255 ? err : err == 0 ? 0 : 254);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			*error_r = xasprintf("waitpid: %s", strerror(errno));
+			return -1;
+		}
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) >= 254) {
+		*error_r = xasprintf("%s: could not check as user %s that it is reachable",
+				     data_dir, user);
+		return -1;
+	}
+	int err = WEXITSTATUS(status);
+	if (err == 0)
+		return 0;
+	*error_r = xasprintf("data_dir %s is not reachable by [server] user %s (%s): "
+			     "every folder above it must be searchable by %s; "
+			     "move data_dir or open the way (chmod o+x)",
+			     data_dir, user, strerror(err), user);
+	return -1;
+}
+
 int privs_prepare_data_dir(const char *data_dir, const char *user, char **error_r)
 {
 	struct owner o;
@@ -161,7 +214,9 @@ int privs_prepare_data_dir(const char *data_dir, const char *user, char **error_
 		close(fd);
 		return -1;
 	}
-	return walk(fd, data_dir, &o, 0, error_r);
+	if (walk(fd, data_dir, &o, 0, error_r) < 0)
+		return -1;
+	return check_reachable(data_dir, user, &o, error_r);
 }
 
 int privs_drop(const char *user, char **error_r)

@@ -220,6 +220,13 @@ int serve_run(struct config *cfg)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+	/* Said before any port is bound, naming the file to fix. */
+	if (geteuid() == 0 && cfg->user == NULL) {
+		fprintf(stderr, "yubin: %s: [server] user is needed when running as "
+			"root (yubin never runs as root)\n", cfg->path);
+		status = 2;
+		goto out;
+	}
 	/* As root: make the data folder ours-to-be, bind, read keys. */
 	if (privs_prepare_data_dir(cfg->data_dir, cfg->user, &error) < 0) {
 		fprintf(stderr, "yubin: %s\n", error);
