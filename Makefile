@@ -32,10 +32,11 @@ build-asan: deps-test $(ASAN)/build.ninja
 	ninja -C $(ASAN)
 
 # Starts the server in the foreground on the development config: loopback,
-# ports 2525 (SMTP) and friends, data in var/. First start makes a demo domain.
+# ports 2525 (SMTP) and friends, data in var/ (in /var/lib/yubin-dev when
+# run as root from a checkout its user cannot reach, e.g. under /root).
+# First start makes a demo domain. The script ends by becoming the server.
 run: build
-	@scripts/dev-setup.sh $(BUILD)/yubin etc/yubin.conf
-	exec $(BUILD)/yubin -c etc/yubin.conf serve
+	@exec scripts/dev-setup.sh $(BUILD)/yubin etc/yubin.conf
 
 unit: build build-asan
 	meson test -C $(BUILD) --print-errorlogs
