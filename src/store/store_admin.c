@@ -765,10 +765,14 @@ int store_mail_list(struct store *s, const char *address, const char *mailbox,
 	int r = find_mailbox(s, address, mailbox, &box, error_r);
 	if (r == 0) {
 		/* The size served is the per-recipient prefix plus the shared
-		 * body; the prefix is a BLOB, cast so length() counts bytes. */
+		 * body; the prefix is a BLOB, cast so length() counts bytes.
+		 * A message without From: shows its envelope sender instead,
+		 * in angle brackets so it reads as one. */
 		sqlite3_stmt *st = prepare(s,
 			"SELECT m.uid, m.internaldate,"
-			" length(CAST(m.prefix AS BLOB)) + g.size, g.hdr_from, g.hdr_subject"
+			" length(CAST(m.prefix AS BLOB)) + g.size,"
+			" CASE WHEN g.hdr_from <> '' OR g.sender = '' THEN g.hdr_from"
+			"  ELSE '<' || g.sender || '>' END, g.hdr_subject"
 			" FROM mail m JOIN messages g ON g.id = m.message_id"
 			" WHERE m.mailbox_id = ? ORDER BY m.uid", error_r);
 		r = -1;

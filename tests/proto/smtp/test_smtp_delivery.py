@@ -200,7 +200,12 @@ def test_catch_all_does_not_take_real_accounts(server):
     assert server.find_mail("kuroyagi@example.com", subject) == []
 
 
-def test_alias_with_remote_target_is_queued(server):
+def test_alias_with_remote_target_is_queued(yubin_factory):
+    # The queue would route remote.example by DNS and bounce it at once
+    # (NXDOMAIN); a smarthost nobody listens on keeps the row deferred.
+    server = yubin_factory(
+        overrides={"relay": {"smarthost": "127.0.0.1:%d" % yubintest.free_port()}},
+        provision=yubintest.provision_standard)
     subject = unique("remote")
     r = server.session()
     rep = send_data(r, "rem@example.org", ["list@example.com"], make_msg(subject))
@@ -439,3 +444,30 @@ def test_domain_and_alias_added_while_running(server):
     assert send_data(r, "p@example.org", ["info@" + dom], make_msg(subject)).code == 250
     r.close()
     assert len(server.find_mail("ushi@example.com", subject)) == 1
+
+
+def test_mail_list_from_falls_back_to_envelope_sender(server):
+    """`yubin mail list` shows the From: header; a message without one
+    shows its envelope sender, in angle brackets."""
+    subject = unique("nofrom")
+    msg = ("To: hitsuji@example.com\r\nSubject: %s\r\n\r\nNo From here.\r\n"
+           % subject).encode()
+    r = server.session()
+    rep = send_data(r, "envelope@example.org", ["hitsuji@example.com"], msg)
+    assert rep.code == 250, rep
+    # The null sender (a bounce) without From: leaves the column empty.
+    subject2 = unique("nofrom-null")
+    msg2 = ("To: hitsuji@example.com\r\nSubject: %s\r\n\r\nBounce.\r\n"
+            % subject2).encode()
+    rep = send_data(r, "", ["hitsuji@example.com"], msg2)
+    assert rep.code == 250, rep
+    # With a From:, that is what shows.
+    subject3 = unique("withfrom")
+    rep = send_data(r, "envelope@example.org", ["hitsuji@example.com"],
+                    make_msg(subject3, frm="header@example.org", to="hitsuji@example.com"))
+    assert rep.code == 250, rep
+    r.close()
+    rows = {x.subject: x for x in server.mail_list("hitsuji@example.com")}
+    assert rows[subject].from_ == "<envelope@example.org>", rows[subject]
+    assert rows[subject2].from_ == "", rows[subject2]
+    assert rows[subject3].from_ == "Alice <header@example.org>", rows[subject3]

@@ -212,3 +212,62 @@ def test_size_limit_from_config(yubin_factory):
     rep = r.reply()
     assert (rep.code, rep.enh) == (552, "5.3.4"), rep
     r.close()
+
+
+def trickle_until_closed(r, chunks, every=0.3, limit=20.0):
+    """Sends one chunk of bytes every `every` seconds until the server
+    closes; returns (seconds it took, the replies read at the end)."""
+    t0 = time.monotonic()
+    for chunk in chunks:
+        if time.monotonic() - t0 > limit:
+            break
+        try:
+            r.send(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        r.sock.settimeout(every)
+        try:
+            data = r.sock.recv(4096)
+        except (TimeoutError, OSError):
+            continue
+        r.buf += data
+        break
+    replies = r.all_replies_until_close(timeout=5)
+    return time.monotonic() - t0, replies
+
+
+@pytest.mark.parametrize("mode", ["DATA", "BDAT"])
+def test_data_total_timeout(yubin_factory, mode):
+    """[limits] smtp_data_timeout bounds a whole transfer: a client that
+    sends a byte now and then (never idle for smtp_timeout) is cut at the
+    deadline with 421, and nothing of its message is kept."""
+    srv = yubin_factory(overrides={"limits": {"smtp_timeout": "30s",
+                                              "smtp_data_timeout": "2s"}},
+                        provision=yubintest.provision_standard)
+    before_files = srv.msg_files()
+    r = srv.session()
+    assert r.cmd("MAIL FROM:<slow@example.org>").code == 250
+    assert r.cmd("RCPT TO:<ushi@example.com>").code == 250
+    subject = unique("trickle")
+    msg = make_msg(subject, to="ushi@example.com", body=b"x" * 200 + b"\r\n")
+    if mode == "DATA":
+        assert r.cmd("DATA").code == 354
+        payload = dot_stuff(msg)
+        chunks = [payload[i:i + 4] for i in range(0, len(payload) - 3, 4)]
+    else:
+        # One chunk announced whole, its bytes sent slowly.
+        r.send(b"BDAT %d LAST\r\n" % len(msg))
+        chunks = [msg[i:i + 4] for i in range(0, len(msg) - 1, 4)]
+    waited, reps = trickle_until_closed(r, chunks)
+    r.close()
+    assert 1.5 <= waited < 8, "cut after %.1fs with smtp_data_timeout = 2s" % waited
+    assert reps, "closed without a reply"
+    assert reps[-1].code in (421, 451), reps
+    assert [x for x in reps if x.code == 250] == [], reps
+    # Nothing stored: no row, no body file.
+    assert [x for x in srv.mail_list("ushi@example.com") if x.subject == subject] == []
+    assert srv.msg_files() == before_files
+    # The server serves others as before.
+    rep = send_data(srv.session(), "fast@example.org", ["ushi@example.com"],
+                    make_msg(unique("fast"), to="ushi@example.com"))
+    assert rep.code == 250, rep

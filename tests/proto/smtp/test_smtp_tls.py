@@ -35,12 +35,18 @@ def test_starttls_smtplib(server):
         code, _ = s.ehlo()
         assert code == 250
         assert not s.has_extn("starttls"), "STARTTLS still offered inside TLS"
+        version = s.sock.version()
+        cipher, _, bits = s.sock.cipher()
         refused = s.sendmail("tls@example.org", ["shiroyagi@example.com"], msg)
         assert refused == {}
     (row, stored), = server.find_mail("shiroyagi@example.com", subject)
     fields, rest = split_stored(stored)
     received = fields[2].decode()
-    assert "TLS" in received, received
+    # Received: names what this session used, as the client saw it.
+    assert version in ("TLSv1.2", "TLSv1.3"), version
+    assert "with ESMTPS" in received, received
+    assert "(using %s with cipher %s (%d bits))" % (version, cipher, bits) in received, \
+        (received, version, cipher, bits)
     assert rest == msg
 
 
