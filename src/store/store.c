@@ -122,6 +122,9 @@ static const char *const migrations[] = {
 	"ALTER TABLE queue ADD COLUMN bounce_reason TEXT;",
 };
 
+_Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
+	       "STORE_SCHEMA_VERSION is the number of migrations");
+
 char *store_db_error(sqlite3 *db, const char *what)
 {
 	return xasprintf("%s: %s", what, sqlite3_errmsg(db));
