@@ -187,3 +187,39 @@ def test_null_sender_is_never_bounced(yubin_factory):
     assert wait(lambda: "event=bounce_skipped" in a.log_text()), a.log_text()[-2000:]
     assert wait(lambda: queue_rows(a) == [])
     assert a.mail_list(SHIRO) == []
+
+
+def test_smarthost_with_auth_and_required_tls(yubin_factory):
+    """[relay] smarthost_user/password: AUTH PLAIN after STARTTLS to the
+    smarthost's submission port (as to an ISP's relay); with a wrong
+    password the mail waits, with the reason in the queue."""
+    relay_user = "relay@hogehoge.com"
+
+    def provision(inst):
+        inst.add_domain("hogehoge.com")
+        inst.add_user(KURO)
+        inst.add_user(relay_user)
+        # The smarthost's own anti-spoofing: the relay account may send as
+        # example.com's user.
+        inst.cli_ok("user", "sendas", "add", relay_user, SHIRO)
+    sub_port = yubintest.free_port()
+    b = yubin_factory({"server": {"hostname": "mx.hogehoge.com"},
+                       "submission": {"listen": "127.0.0.1:%d" % sub_port},
+                       "limits": {"auth_fail_delay": "0", "auth_lock_failures": "0"}},
+                      provision=provision)
+    a = example(yubin_factory, sub_port, extra={"relay": {
+        "smarthost_user": relay_user, "smarthost_password": "wrong",
+        "smarthost_tls": "required"}})
+    subject = yubintest.unique("auth")
+    submit(a, [KURO], subject)
+    assert wait(lambda: any("AUTH" in r and "535" in r for r in queue_rows(a))), \
+        queue_rows(a)
+    a.stop()
+    a.cfg["relay"]["smarthost_password"] = PASSWORD
+    a.write_config()
+    a.start()
+    assert wait(lambda: found(b, KURO, subject), 30), a.log_text()[-3000:]
+    assert wait(lambda: queue_rows(a) == [])
+    log = a.log_text()
+    assert "event=relay_session" in log and "tls=TLSv1.3" in log
+    assert "event=auth protocol=smtp" in b.log_text() and "user=%s" % relay_user in b.log_text()
