@@ -536,3 +536,97 @@ bool text_contains_fold(const char *hay, size_t hay_len, const char *needle)
 	free(n);
 	return found;
 }
+
+/* ---- quoted-printable encoding ---- */
+
+#define QP_LINE_MAX 76
+
+void qp_encoder_init(struct qp_encoder *e)
+{
+	memset(e, 0, sizeof(*e));
+}
+
+/* One output token of width w (1 or 3), with a soft break first if the
+ * line would grow past 75 characters (76 with the "=" of the break). */
+static int qp_token(struct qp_encoder *e, const char *tok, size_t w, struct buf *out)
+{
+	if (e->col + w > QP_LINE_MAX - 1) {
+		if (buf_append(out, "=\r\n", 3) < 0)
+			return -1;
+		e->col = 0;
+	}
+	e->col += w;
+	return buf_append(out, tok, w);
+}
+
+static int qp_byte(struct qp_encoder *e, unsigned char b, struct buf *out)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	if (b >= 33 && b <= 126 && b != '=') {
+		char c = (char)b;
+		return qp_token(e, &c, 1, out);
+	}
+	char t[3] = { '=', hex[b >> 4], hex[b & 15] };
+	return qp_token(e, t, 3, out);
+}
+
+/* The held white space: literal when more text follows on the line,
+ * encoded when the line ends (rule 3). */
+static int qp_flush_ws(struct qp_encoder *e, bool line_end, struct buf *out)
+{
+	if (!e->has_ws)
+		return 0;
+	e->has_ws = false;
+	return line_end ? qp_byte(e, (unsigned char)e->ws, out) : qp_token(e, &e->ws, 1, out);
+}
+
+static int qp_line_end(struct qp_encoder *e, struct buf *out)
+{
+	if (qp_flush_ws(e, true, out) < 0)
+		return -1;
+	e->col = 0;
+	return buf_append(out, "\r\n", 2);
+}
+
+int qp_encode_more(struct qp_encoder *e, const void *in, size_t len, struct buf *out)
+{
+	const unsigned char *p = in;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char b = p[i];
+		if (e->cr) {
+			e->cr = false;
+			if (b == '\n') {
+				if (qp_line_end(e, out) < 0)
+					return -1;
+				continue;
+			}
+			/* A bare CR is data. */
+			if (qp_flush_ws(e, false, out) < 0 || qp_byte(e, '\r', out) < 0)
+				return -1;
+		}
+		if (b == '\r') {
+			e->cr = true;
+		} else if (b == '\n') {
+			if (qp_line_end(e, out) < 0)
+				return -1;
+		} else if (b == ' ' || b == '\t') {
+			if (qp_flush_ws(e, false, out) < 0)
+				return -1;
+			e->ws = (char)b;
+			e->has_ws = true;
+		} else if (qp_flush_ws(e, false, out) < 0 || qp_byte(e, b, out) < 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int qp_encode_finish(struct qp_encoder *e, struct buf *out)
+{
+	if (e->cr) {
+		e->cr = false;
+		if (qp_flush_ws(e, false, out) < 0 || qp_byte(e, '\r', out) < 0)
+			return -1;
+	}
+	return qp_flush_ws(e, true, out);
+}

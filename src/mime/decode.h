@@ -68,6 +68,20 @@ void qp_decoder_init(struct qp_decoder *d);
 int qp_decode_more(struct qp_decoder *d, const void *in, size_t len, struct buf *out);
 int qp_decode_finish(struct qp_decoder *d, struct buf *out);
 
+/* Quoted-printable encoding (RFC 2045 6.7), streaming: line ends (CRLF or
+ * a bare LF) become CRLF hard breaks, lines are cut by soft breaks to at
+ * most 76 characters, "=", control and 8-bit bytes are encoded, and white
+ * space at the end of a line too. For 8BITMIME down-conversion (RFC 6152). */
+struct qp_encoder {
+	size_t col;		/* characters on the current output line */
+	char ws;		/* white space held until we know what follows */
+	bool has_ws;
+	bool cr;		/* a CR, waiting for its LF */
+};
+void qp_encoder_init(struct qp_encoder *e);
+int qp_encode_more(struct qp_encoder *e, const void *in, size_t len, struct buf *out);
+int qp_encode_finish(struct qp_encoder *e, struct buf *out);
+
 /* One-shot helpers over whole inputs. Return 0 or -1 (out full). */
 int decode_base64(const void *in, size_t len, struct buf *out);
 int decode_qp(const void *in, size_t len, struct buf *out);

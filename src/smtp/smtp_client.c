@@ -4,6 +4,8 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "mime/decode.h"
+#include "mime/header.h"
 #include "net/net.h"
 #include "store/store.h"
 
@@ -74,6 +76,10 @@ struct smtp_client {
 	int fd;
 	uint64_t off;
 	bool at_line_start;	/* for dot-stuffing */
+	/* 8-bit body to a server without 8BITMIME: sent quoted-printable. */
+	bool convert;
+	struct buf conv_header;	/* the header, CTE replaced, sent first */
+	struct qp_encoder qpe;
 	bool last_cr;		/* the body ended on CR LF? */
 	char last_char;
 
@@ -165,6 +171,56 @@ static int scan_8bit(int fd, bool *eightbit_r)
 static void next_message(struct smtp_client *c);
 static void send_commands(struct smtp_client *c);
 
+/* RFC 6152 3: 8-bit data must not go to a server without 8BITMIME; a
+ * single-part message with a 7-bit header is converted to quoted-printable
+ * (its Content-Transfer-Encoding replaced), as Postfix does. Multiparts,
+ * message/rfc822 and 8-bit headers are not converted (the caller bounces).
+ * Returns true with c->conv_header ready and c->off at the body. */
+static bool prepare_conversion(struct smtp_client *c)
+{
+	char *h = xmalloc(256 * 1024);
+	ssize_t got = pread(c->fd, h, 256 * 1024, 0);
+	bool ok = false;
+	if (got <= 0)
+		goto out;
+	size_t hlen = header_block_len(h, (size_t)got);
+	if (hlen == (size_t)got && hlen == 256 * 1024)
+		goto out;	/* a header this long is not ours to rewrite */
+	for (size_t i = 0; i < hlen; i++) {
+		if ((unsigned char)h[i] >= 0x80)
+			goto out;
+	}
+	char *ct = header_get(h, hlen, "Content-Type");
+	bool composite = ct != NULL && (str_istarts(ct, "multipart/") || str_istarts(ct, "message/"));
+	free(ct);
+	if (composite)
+		goto out;
+	/* Every field but Content-Transfer-Encoding, then ours. */
+	buf_reset(&c->conv_header);
+	size_t pos = 0, body_sep = hlen;
+	struct header_field f;
+	int r;
+	bool mime_version = false;
+	while ((r = header_next(h, hlen, &pos, &f)) != 0) {
+		if (r < 0)
+			continue;
+		if (f.name_len == 25 && str_nieq(f.name, "Content-Transfer-Encoding", 25))
+			continue;
+		mime_version |= f.name_len == 12 && str_nieq(f.name, "MIME-Version", 12);
+		buf_append(&c->conv_header, f.name, (size_t)(f.value + f.value_len - f.name));
+		buf_append_str(&c->conv_header, "\r\n");
+	}
+	if (!mime_version)
+		buf_append_str(&c->conv_header, "MIME-Version: 1.0\r\n");
+	buf_append_str(&c->conv_header, "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+	c->off = body_sep;
+	qp_encoder_init(&c->qpe);
+	ok = true;
+out:
+	free(h);
+	return ok;
+}
+
 /* Starts the transaction of msgs[cur], or decides it without one. */
 static void start_message(struct smtp_client *c)
 {
@@ -195,12 +251,17 @@ static void start_message(struct smtp_client *c)
 		next_message(c);
 		return;
 	}
+	c->convert = false;
 	if (c->eightbit && !c->eightbitmime) {
-		/* RFC 6152 3: 8-bit data only to servers that offer it. */
-		decide_rest(m, SMTP_RCPT_FAILED, "554 5.6.3 The message has 8-bit content and the "
-			    "destination does not support 8BITMIME");
-		next_message(c);
-		return;
+		if (!prepare_conversion(c)) {
+			decide_rest(m, SMTP_RCPT_FAILED, "554 5.6.3 The message has 8-bit content that "
+				    "cannot be converted, and the destination does not support 8BITMIME");
+			next_message(c);
+			return;
+		}
+		c->convert = true;
+		c->eightbit = false;	/* it goes as 7-bit now */
+		log_info("event=relay_8bit_converted queue_id=%s peer=%s", m->queue_id, c->peer_name);
 	}
 	c->state = C_TRANSACTION;
 	c->ncmds = 2 + m->rcpt_count;
@@ -254,11 +315,37 @@ static void next_message(struct smtp_client *c)
 	start_message(c);
 }
 
-/* Writes the next piece of the body, dot-stuffed (RFC 5321 4.5.2). */
+/* Writes data dot-stuffed (RFC 5321 4.5.2). */
+static void write_stuffed(struct smtp_client *c, const char *data, size_t n)
+{
+	if (n == 0)
+		return;
+	struct buf out;
+	buf_init(&out, 0);
+	size_t start = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (c->at_line_start && data[i] == '.') {
+			buf_append(&out, data + start, i - start);
+			buf_append_c(&out, '.');
+			start = i;
+		}
+		c->at_line_start = data[i] == '\n';
+	}
+	buf_append(&out, data + start, n - start);
+	c->last_char = data[n - 1];
+	conn_write(c->conn, out.data, out.len);
+	buf_deinit(&out);
+}
+
+/* Writes the next piece of the body (converted first when it must be). */
 static void send_body(struct smtp_client *c)
 {
 	struct smtp_client_msg *m = &c->msgs[c->cur];
 	char in[65536];
+	if (c->convert && c->conv_header.len > 0) {
+		write_stuffed(c, c->conv_header.data, c->conv_header.len);
+		buf_reset(&c->conv_header);
+	}
 	while (conn_output_pending(c->conn) < BODY_HIGH) {
 		ssize_t n = pread(c->fd, in, sizeof(in), (off_t)c->off);
 		if (n < 0) {
@@ -272,31 +359,28 @@ static void send_body(struct smtp_client *c)
 			c->state = C_DONE;
 			return;
 		}
+		struct buf qp;
+		buf_init(&qp, 0);
+		if (c->convert) {
+			if (n > 0)
+				(void)qp_encode_more(&c->qpe, in, (size_t)n, &qp);
+			else
+				(void)qp_encode_finish(&c->qpe, &qp);
+			write_stuffed(c, qp.data, qp.len);
+		} else {
+			write_stuffed(c, in, (size_t)n);
+		}
+		buf_deinit(&qp);
 		if (n == 0) {
 			/* End: a line end if the body lacks one, then the dot. */
-			if (c->off > 0 && c->last_char != '\n')
+			if (c->last_char != '\n')
 				conn_write(c->conn, "\r\n", 2);
 			conn_write(c->conn, ".\r\n", 3);
 			c->state = C_DOT;
 			conn_set_timeout(c->conn, T_DOT);
 			return;
 		}
-		struct buf out;
-		buf_init(&out, 0);
-		size_t start = 0;
-		for (ssize_t i = 0; i < n; i++) {
-			if (c->at_line_start && in[i] == '.') {
-				buf_append(&out, in + start, (size_t)i - start);
-				buf_append_c(&out, '.');
-				start = (size_t)i;
-			}
-			c->at_line_start = in[i] == '\n';
-		}
-		buf_append(&out, in + start, (size_t)n - start);
-		c->last_char = in[n - 1];
 		c->off += (uint64_t)n;
-		conn_write(c->conn, out.data, out.len);
-		buf_deinit(&out);
 	}
 }
 
@@ -466,7 +550,8 @@ static void on_reply(struct smtp_client *c, int code)
 			if (code == 354 && c->accepted > 0) {
 				free(r);
 				c->state = C_BODY;
-				c->off = 0;
+				if (!c->convert)
+					c->off = 0;	/* else: at the body, after the header */
 				c->at_line_start = true;
 				c->last_char = '\n';
 				conn_set_timeout(c->conn, T_BLOCK);
@@ -614,6 +699,7 @@ static void on_close(struct conn *conn, enum conn_close_reason reason UNUSED)
 	c->done(c->arg, c->host_error);
 	free(c->host_error);
 	buf_deinit(&c->reply);
+	buf_deinit(&c->conv_header);
 	free(c->peer_name);
 	free(c->helo_name);
 	free(c->auth_user);
@@ -653,6 +739,7 @@ struct smtp_client *smtp_client_start(struct loop *loop, struct store *store,
 	c->arg = arg;
 	c->fd = -1;
 	buf_init(&c->reply, 64 * 1024);
+	buf_init(&c->conv_header, 0);
 	c->state = C_GREETING;
 	c->conn = conn_connect(loop, (const struct sockaddr *)&params->addr, params->addrlen,
 			       params->connect_timeout ? params->connect_timeout : 30,

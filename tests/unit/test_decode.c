@@ -226,6 +226,74 @@ static void test_charset(void)
 	buf_deinit(&out);
 }
 
+/* Quoted-printable encoding: exact cases, then random data must decode
+ * back (line ends as CRLF) with lines of at most 76 characters. */
+static void test_qp_encode(void)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "", "" },
+		{ "caf\xc3\xa9\r\n", "caf=C3=A9\r\n" },
+		{ "a=b\n", "a=3Db\r\n" },
+		{ "trailing \r\nx\t\r\n", "trailing=20\r\nx=09\r\n" },
+		{ "in between\r\n", "in between\r\n" },
+		{ "end ", "end=20" },
+		{ "bare\rcr", "bare=0Dcr" },
+		{ "\x01", "=01" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct qp_encoder e;
+		struct buf out;
+		qp_encoder_init(&e);
+		buf_init(&out, 0);
+		CHECK(qp_encode_more(&e, cases[i].in, strlen(cases[i].in), &out) == 0);
+		CHECK(qp_encode_finish(&e, &out) == 0);
+		CHECK(out.len == strlen(cases[i].out) && memcmp(out.data ? out.data : "", cases[i].out, out.len) == 0);
+		buf_deinit(&out);
+	}
+	unsigned int seed = 7;
+	for (int round = 0; round < 200; round++) {
+		unsigned char in[600];
+		size_t n = (size_t)(rand_r(&seed) % sizeof(in));
+		for (size_t i = 0; i < n; i++) {
+			int k = rand_r(&seed) % 10;
+			in[i] = k < 5 ? (unsigned char)('a' + rand_r(&seed) % 26) :
+				k < 7 ? ' ' : k < 8 ? '\n' : (unsigned char)(rand_r(&seed) % 256);
+			if (in[i] == '\r')
+				in[i] = 'r';	/* bare CRs come back as CR: no line end */
+		}
+		/* Split anywhere: the output must not depend on it. */
+		size_t cut = n ? (size_t)(rand_r(&seed) % n) : 0;
+		struct qp_encoder e;
+		struct buf enc, dec, want;
+		qp_encoder_init(&e);
+		buf_init(&enc, 0);
+		buf_init(&dec, 0);
+		buf_init(&want, 0);
+		CHECK(qp_encode_more(&e, in, cut, &enc) == 0);
+		CHECK(qp_encode_more(&e, in + cut, n - cut, &enc) == 0);
+		CHECK(qp_encode_finish(&e, &enc) == 0);
+		for (size_t i = 0; i < n; i++) {
+			if (in[i] == '\n')
+				buf_append_c(&want, '\r');
+			buf_append_c(&want, (char)in[i]);
+		}
+		size_t col = 0;
+		for (size_t i = 0; i < enc.len; i++) {
+			unsigned char c = (unsigned char)enc.data[i];
+			CHECK(c < 0x80 && (c >= 32 || c == '\t' || c == '\r' || c == '\n'));
+			col = c == '\n' ? 0 : col + 1;
+			CHECK(col <= 77);	/* 76 characters and the CR */
+		}
+		CHECK(decode_qp(enc.data ? enc.data : "", enc.len, &dec) == 0);
+		CHECK(dec.len == want.len && memcmp(dec.data ? dec.data : "", want.data ? want.data : "", dec.len) == 0);
+		buf_deinit(&enc);
+		buf_deinit(&dec);
+		buf_deinit(&want);
+	}
+}
+
 /* IMAP SEARCH folding: Unicode lower case, bad bytes kept. */
 static void test_fold(void)
 {
@@ -256,6 +324,7 @@ int main(void)
 	RUN(test_base64);
 	RUN(test_qp);
 	RUN(test_fold);
+	RUN(test_qp_encode);
 	RUN(test_charset);
 	return test_done();
 }
