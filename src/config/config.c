@@ -202,6 +202,8 @@ static const struct directive directives[] = {
 	{ SCOPE_QUEUE, "retry_min", DT_DURATION, C(queue_retry_min), "5m", 1, 86400, NULL, 0 },
 	{ SCOPE_QUEUE, "retry_max", DT_DURATION, C(queue_retry_max), "4h", 1, 7 * 86400, NULL, 0 },
 	{ SCOPE_QUEUE, "max_age", DT_DURATION, C(queue_max_age), "5d", 60, 60 * 86400, NULL, 0 },
+	{ SCOPE_QUEUE, "delay_notice", DT_DURATION, C(queue_delay_notice), "4h", 0, 60 * 86400,
+	  NULL, 0 },
 	{ SCOPE_QUEUE, "max_destinations", DT_UINT, C(queue_max_destinations), "20",
 	  1, 10000, NULL, 0 },
 	{ SCOPE_QUEUE, "connect_timeout", DT_DURATION, C(queue_connect_timeout), "30s",

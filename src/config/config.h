@@ -112,6 +112,7 @@ struct config {
 	uint32_t queue_retry_min;	/* seconds before the first retry */
 	uint32_t queue_retry_max;	/* the delay doubles up to this */
 	uint32_t queue_max_age;		/* then the message is bounced */
+	uint32_t queue_delay_notice;	/* tell the sender after this long; 0: never */
 	uint32_t queue_max_destinations;	/* domains sent to at once */
 	uint32_t queue_connect_timeout;
 

@@ -45,8 +45,8 @@ static void dsn_committed(void *arg, int result)
 }
 
 /* "5.1.1" from "550 5.1.1 No such user"; else from the reply code's class
- * (RFC 3463: X.0.0). */
-static void status_of(const char *reply, char out[16])
+ * (RFC 3463: X.0.0), or cls when the reply is not an SMTP reply. */
+static void status_of(const char *reply, char cls, char out[16])
 {
 	const char *p = reply;
 	if (strlen(p) > 4 && (p[4] == '4' || p[4] == '5' || p[4] == '2') && p[5] == '.') {
@@ -56,7 +56,7 @@ static void status_of(const char *reply, char out[16])
 			return;
 		}
 	}
-	snprintf(out, 16, "%c.0.0", reply[0] == '4' ? '4' : '5');
+	snprintf(out, 16, "%c.0.0", reply[0] == '4' || reply[0] == '5' ? reply[0] : cls);
 }
 
 /* Printable ASCII only, for the report's fields (RFC 3464 2.1.1). */
@@ -69,7 +69,8 @@ static void append_ascii(struct buf *b, const char *s)
 /* The DSN text of message items[idx[0]] for the recipients idx[]. */
 static void build_dsn(const struct config *cfg, struct store *store,
 		      const struct store_queue_item *items, const size_t *idx, size_t n,
-		      const char *const *reply, const char *remote_mta, struct buf *out)
+		      bool delayed, const char *const *reply, const char *remote_mta,
+		      struct buf *out)
 {
 	const struct store_queue_item *m = &items[idx[0]];
 	char now[64], arrival[64];
@@ -83,7 +84,8 @@ static void build_dsn(const struct config *cfg, struct store *store,
 
 	buf_printf(out, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", cfg->hostname);
 	buf_printf(out, "To: <%s>\r\n", m->sender);
-	buf_append_str(out, "Subject: Undelivered Mail Returned to Sender\r\n");
+	buf_append_str(out, delayed ? "Subject: Delayed Mail (still being retried)\r\n" :
+		       "Subject: Undelivered Mail Returned to Sender\r\n");
 	buf_printf(out, "Date: %s\r\n", now);
 	buf_printf(out, "Message-ID: <%s.%02x%02x%02x%02x%02x%02x.bounce@%s>\r\n", m->queue_id,
 		   rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], cfg->hostname);
@@ -96,9 +98,17 @@ static void build_dsn(const struct config *cfg, struct store *store,
 
 	buf_printf(out, "--%s\r\nContent-Description: Notification\r\n"
 		   "Content-Type: text/plain; charset=us-ascii\r\n\r\n", boundary);
-	buf_printf(out, "This is the mail system at host %s.\r\n\r\n"
-		   "I'm sorry to have to inform you that your message could not\r\n"
-		   "be delivered to one or more recipients.\r\n\r\n", cfg->hostname);
+	if (delayed)
+		buf_printf(out, "This is the mail system at host %s.\r\n\r\n"
+			   "Your message could not be delivered yet to one or more\r\n"
+			   "recipients. It is still being tried, until %u days after it\r\n"
+			   "was sent; you will be told if it cannot be delivered then.\r\n"
+			   "There is nothing you need to do.\r\n\r\n", cfg->hostname,
+			   (unsigned)(cfg->queue_max_age / 86400));
+	else
+		buf_printf(out, "This is the mail system at host %s.\r\n\r\n"
+			   "I'm sorry to have to inform you that your message could not\r\n"
+			   "be delivered to one or more recipients.\r\n\r\n", cfg->hostname);
 	for (size_t i = 0; i < n; i++) {
 		buf_printf(out, "<%s>: ", items[idx[i]].recipient);
 		append_ascii(out, reply[idx[i]] ? reply[idx[i]] : "failed");
@@ -114,9 +124,9 @@ static void build_dsn(const struct config *cfg, struct store *store,
 	for (size_t i = 0; i < n; i++) {
 		const char *r = reply[idx[i]] ? reply[idx[i]] : "554 5.0.0 failed";
 		char status[16];
-		status_of(r, status);
+		status_of(r, delayed ? '4' : '5', status);
 		buf_printf(out, "\r\nFinal-Recipient: rfc822; %s\r\n", items[idx[i]].recipient);
-		buf_append_str(out, "Action: failed\r\n");
+		buf_printf(out, "Action: %s\r\n", delayed ? "delayed" : "failed");
 		buf_printf(out, "Status: %s\r\n", status);
 		if (remote_mta != NULL && r[0] >= '2' && r[0] <= '5' && r[3] == ' ' &&
 		    items[idx[i]].bounce_reason == NULL)
@@ -124,6 +134,11 @@ static void build_dsn(const struct config *cfg, struct store *store,
 		buf_append_str(out, "Diagnostic-Code: smtp; ");
 		append_ascii(out, r);
 		buf_printf(out, "\r\nLast-Attempt-Date: %s\r\n", now);
+		if (delayed) {
+			char until[64];
+			time_rfc5322(items[idx[i]].created + cfg->queue_max_age, until);
+			buf_printf(out, "Will-Retry-Until: %s\r\n", until);
+		}
 	}
 	buf_append_str(out, "\r\n");
 
@@ -190,7 +205,7 @@ static int add_sender(const struct config *cfg, struct store_reader *reader,
 
 void bounce_send(const struct config *cfg, struct store *store, struct store_reader *reader,
 		 struct loop *loop, const struct store_queue_item *items, size_t count,
-		 const enum smtp_rcpt_state *state, const char *const *reply,
+		 const enum dsn_action *action, const char *const *reply,
 		 const char *remote_mta, bounce_done_fn *done, void *arg)
 {
 	struct bounce_batch *b = xcalloc(1, sizeof(*b));
@@ -201,11 +216,12 @@ void bounce_send(const struct config *cfg, struct store *store, struct store_rea
 	bool *handled = xcalloc(count ? count : 1, sizeof(bool));
 	size_t *idx = xcalloc(count ? count : 1, sizeof(size_t));
 	for (size_t i = 0; i < count; i++) {
-		if (handled[i] || state[i] != SMTP_RCPT_FAILED)
+		if (handled[i] || action[i] == DSN_NONE)
 			continue;
+		bool delayed = action[i] == DSN_DELAYED;
 		size_t n = 0;
 		for (size_t j = i; j < count; j++) {
-			if (!handled[j] && state[j] == SMTP_RCPT_FAILED &&
+			if (!handled[j] && action[j] == action[i] &&
 			    items[j].message_id == items[i].message_id) {
 				idx[n++] = j;
 				handled[j] = true;
@@ -226,7 +242,7 @@ void bounce_send(const struct config *cfg, struct store *store, struct store_rea
 		}
 		struct buf text;
 		buf_init(&text, 0);
-		build_dsn(cfg, store, items, idx, n, reply, remote_mta, &text);
+		build_dsn(cfg, store, items, idx, n, delayed, reply, remote_mta, &text);
 		int routed = add_sender(cfg, reader, d, m->sender);
 		if (routed <= 0 || store_delivery_write(d, text.data, text.len) < 0) {
 			if (routed == 0)
@@ -240,8 +256,9 @@ void bounce_send(const struct config *cfg, struct store *store, struct store_rea
 		}
 		buf_deinit(&text);
 		store_delivery_set_sender(d, "");
-		log_info("event=bounce queue_id=%s bounce_id=%s sender=%s recipients=%zu",
-			 m->queue_id, store_delivery_queue_id(d), m->sender, n);
+		log_info("event=%s queue_id=%s bounce_id=%s sender=%s recipients=%zu",
+			 delayed ? "delay_notice" : "bounce", m->queue_id,
+			 store_delivery_queue_id(d), m->sender, n);
 		b->pending++;
 		store_delivery_commit(d, loop, dsn_committed, b);
 	}

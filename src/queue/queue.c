@@ -76,8 +76,9 @@ struct dest {
 	char *domain;
 	struct store_queue_item *items;	/* owned */
 	size_t count;
-	/* Outcome per item. */
+	/* Outcome per item, and the DSN it gets. */
 	enum smtp_rcpt_state *state;
+	enum dsn_action *action;
 	char **reply;
 	char *last_error;		/* of the host(s): for deferrals */
 	char *remote_mta;		/* the host that answered last */
@@ -106,6 +107,7 @@ static void dest_free(struct dest *d)
 		free(d->reply ? d->reply[i] : NULL);
 	free(d->reply);
 	free(d->state);
+	free(d->action);
 	free(d->domain);
 	free(d->last_error);
 	free(d->remote_mta);
@@ -316,6 +318,7 @@ static void bounces_done(void *arg, int result)
 		case SMTP_RCPT_PENDING:
 			u[i].next_attempt = now + backoff(q->cfg, it->attempts);
 			u[i].error = d->reply[i] ? d->reply[i] : d->last_error;
+			u[i].delay_notified = d->action[i] == DSN_DELAYED && result == 0;
 			break;
 		}
 	}
@@ -350,7 +353,22 @@ static void dest_finish(struct dest *d)
 				 d->items[i].recipient);
 		}
 	}
-	bounce_send(q->cfg, q->store, q->reader, q->loop, d->items, d->count, d->state,
+	/* Failed: a bounce. Still deferred after delay_notice: a delay notice,
+	 * once. */
+	for (size_t i = 0; i < d->count; i++) {
+		const struct store_queue_item *it = &d->items[i];
+		enum smtp_rcpt_state st = d->state[i];
+		if (st == SMTP_RCPT_FAILED) {
+			d->action[i] = DSN_FAILED;
+		} else if ((st == SMTP_RCPT_DEFERRED || st == SMTP_RCPT_PENDING) &&
+			   q->cfg->queue_delay_notice > 0 && !it->delay_notified &&
+			   now - it->created >= (int64_t)q->cfg->queue_delay_notice) {
+			d->action[i] = DSN_DELAYED;
+			if (d->reply[i] == NULL && d->last_error != NULL)
+				d->reply[i] = xstrdup(d->last_error);
+		}
+	}
+	bounce_send(q->cfg, q->store, q->reader, q->loop, d->items, d->count, d->action,
 		    (const char *const *)d->reply, d->remote_mta, bounces_done, d);
 }
 
@@ -365,6 +383,7 @@ static void start_dest(struct queue *q, const char *domain, struct store_queue_i
 	d->items = items;
 	d->count = count;
 	d->state = xcalloc(count, sizeof(*d->state));
+	d->action = xcalloc(count, sizeof(*d->action));
 	d->reply = xcalloc(count, sizeof(*d->reply));
 	for (size_t i = 0; i < count; i++) {
 		inflight_add(q, items[i].id);

@@ -43,14 +43,20 @@ void route_free(struct route *r);
 
 /* ---- bounce.c: delivery status notifications (RFC 3464) ---- */
 
+enum dsn_action {
+	DSN_NONE,
+	DSN_FAILED,	/* a bounce: the recipient will not get it */
+	DSN_DELAYED,	/* a delay notice: still being tried (RFC 3464 2.3.3) */
+};
+
 typedef void bounce_done_fn(void *arg, int result);
-/* For every message among items with recipients in state SMTP_RCPT_FAILED,
- * one DSN to its sender (none for the null sender), committed; then done
- * (on loop) with 0, or -1 if a DSN could not be stored. reply[i] is why
- * items[i] failed, remote_mta the host that said so (or NULL). */
+/* For every message among items, one DSN per action to its sender (none
+ * for the null sender) about the recipients with that action, committed;
+ * then done (on loop) with 0, or -1 if a DSN could not be stored. reply[i]
+ * is what happened to items[i], remote_mta the host that said so. */
 void bounce_send(const struct config *cfg, struct store *store, struct store_reader *reader,
 		 struct loop *loop, const struct store_queue_item *items, size_t count,
-		 const enum smtp_rcpt_state *state, const char *const *reply,
+		 const enum dsn_action *action, const char *const *reply,
 		 const char *remote_mta, bounce_done_fn *done, void *arg);
 
 #endif

@@ -120,6 +120,8 @@ static const char *const migrations[] = {
 	/* 4 -> 5: `yubin queue bounce` marks rows for the server to bounce
 	 * (the CLI only writes the database; the server makes the DSN). */
 	"ALTER TABLE queue ADD COLUMN bounce_reason TEXT;",
+	/* 5 -> 6: the delay notice ([queue] delay_notice) is sent once. */
+	"ALTER TABLE queue ADD COLUMN delay_notified INTEGER NOT NULL DEFAULT 0;",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,

@@ -370,6 +370,7 @@ struct store_queue_item {
 	int64_t received;	/* when the message arrived */
 	uint32_t attempts;
 	char *bounce_reason;	/* set by `yubin queue bounce`: bounce, do not send */
+	bool delay_notified;	/* the sender was told of the delay */
 };
 /* Rows whose next attempt is at or before now, oldest first, at most
  * limit. Returns 0 or -1. */
@@ -387,6 +388,7 @@ struct store_queue_update {
 	bool remove;
 	int64_t next_attempt;
 	char *error;
+	bool delay_notified;	/* a delay notice was sent now */
 };
 /* Applies the updates in one transaction; bodies nobody holds any more
  * are deleted after the commit. done is posted to loop. */

@@ -30,7 +30,7 @@ int store_queue_due(struct store_reader *r, int64_t now, size_t limit,
 	/* Ordered by destination so one connection takes a domain's mail. */
 	if (sqlite3_prepare_v2(r->db,
 			"SELECT q.id, q.message_id, g.queue_id, g.sender, q.recipient, g.body,"
-			" g.size, q.created, q.attempts, q.bounce_reason, g.received"
+			" g.size, q.created, q.attempts, q.bounce_reason, g.received, q.delay_notified"
 			" FROM queue q JOIN messages g ON g.id = q.message_id"
 			" WHERE q.next_attempt <= ? ORDER BY q.next_attempt, q.id LIMIT ?",
 			-1, &st, NULL) != SQLITE_OK) {
@@ -56,6 +56,7 @@ int store_queue_due(struct store_reader *r, int64_t now, size_t limit,
 		q->attempts = (uint32_t)sqlite3_column_int64(st, 8);
 		q->bounce_reason = col_dup(st, 9);
 		q->received = sqlite3_column_int64(st, 10);
+		q->delay_notified = sqlite3_column_int(st, 11) != 0;
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -118,7 +119,8 @@ static int queue_apply(struct store_job *job, sqlite3 *db)
 	if (sqlite3_prepare_v2(db, "DELETE FROM queue WHERE id = ? RETURNING message_id",
 			       -1, &del, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "UPDATE queue SET attempts = attempts + 1, next_attempt = ?,"
-			       " last_error = ? WHERE id = ?", -1, &upd, NULL) != SQLITE_OK ||
+			       " last_error = ?, delay_notified = max(delay_notified, ?)"
+			       " WHERE id = ?", -1, &upd, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "SELECT body FROM messages m WHERE id = ? AND"
 			       " NOT EXISTS (SELECT 1 FROM mail WHERE message_id = m.id) AND"
 			       " NOT EXISTS (SELECT 1 FROM queue WHERE message_id = m.id)",
@@ -131,7 +133,8 @@ static int queue_apply(struct store_job *job, sqlite3 *db)
 			sqlite3_reset(upd);
 			sqlite3_bind_int64(upd, 1, u->next_attempt);
 			sqlite3_bind_text(upd, 2, u->error ? u->error : "", -1, SQLITE_STATIC);
-			sqlite3_bind_int64(upd, 3, u->id);
+			sqlite3_bind_int(upd, 3, u->delay_notified);
+			sqlite3_bind_int64(upd, 4, u->id);
 			if (sqlite3_step(upd) != SQLITE_DONE)
 				goto out;
 			continue;

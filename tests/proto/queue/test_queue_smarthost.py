@@ -223,3 +223,29 @@ def test_smarthost_with_auth_and_required_tls(yubin_factory):
     log = a.log_text()
     assert "event=relay_session" in log and "tls=TLSv1.3" in log
     assert "event=auth protocol=smtp" in b.log_text() and "user=%s" % relay_user in b.log_text()
+
+
+def test_delay_notice_once_then_delivered(yubin_factory):
+    """[queue] delay_notice: a recipient still waiting after that long gets
+    its sender one "delayed" DSN (RFC 3464 Action: delayed), not one per
+    retry; the message is delivered later all the same."""
+    b = hogehoge(yubin_factory)
+    a = example(yubin_factory, b.port, extra={"queue": {"delay_notice": "2s"}})
+    b.stop()
+    subject = yubintest.unique("delay")
+    submit(a, [KURO], subject)
+    row = wait(lambda: found(a, SHIRO, "Delayed Mail"))
+    assert row, a.log_text()[-2000:]
+    dsn = email.message_from_bytes(a.mail_show(SHIRO, "INBOX", row.uid))
+    status = dsn.get_payload()[1].get_payload()[1]
+    assert status["Action"] == "delayed"
+    assert status["Status"].startswith("4.")
+    assert status["Will-Retry-Until"]
+    # More retries, no more notices.
+    attempts = int(queue_rows(a)[0].split("\t")[2])
+    assert wait(lambda: int(queue_rows(a)[0].split("\t")[2]) >= attempts + 2)
+    assert len(a.find_mail(SHIRO, "Delayed Mail")) == 1
+    b.start()
+    assert wait(lambda: found(b, KURO, subject), 30)
+    assert wait(lambda: queue_rows(a) == [])
+    assert a.find_mail(SHIRO, "Undelivered") == []
