@@ -83,6 +83,42 @@ static void keys(const char *ip, const char *user, char **ipkey, char **userkey)
 	str_lower(*userkey);
 }
 
+/* The delay for n failures: fail_delay, doubled for each one after the
+ * first, up to fail_delay_max. */
+static uint32_t delay_for(uint32_t failures)
+{
+	uint32_t delay = limits.fail_delay_ms;
+	for (uint32_t i = 1; i < failures && delay < limits.fail_delay_max_ms; i++)
+		delay *= 2;
+	return delay > limits.fail_delay_max_ms ? limits.fail_delay_max_ms : delay;
+}
+
+/* A try refused by a lock: logged as a failure, answered after the delay
+ * the locked counters have earned, and counted nowhere. Counting it would
+ * mix the locks up: a right password sent from a locked IP would count
+ * against the account and lock it everywhere (and a try at a locked
+ * account against the IP). Returns the delay. */
+static uint32_t note_locked(const char *protocol, const char *ip, const char *user)
+{
+	char *k[2];
+	keys(ip, user, &k[0], &k[1]);
+	int64_t now = time_mono_ms();
+	uint32_t worst = 0;
+	pthread_mutex_lock(&table_lock);
+	for (int i = 0; i < 2; i++) {
+		struct counter *c = counter_get(k[i], false, now);
+		if (c != NULL && c->locked_until_ms > now && c->failures > worst)
+			worst = c->failures;
+	}
+	pthread_mutex_unlock(&table_lock);
+	uint32_t delay = delay_for(worst);
+	log_info("event=auth_failed protocol=%s ip=%s user=\"%s\" failures=%u delay_ms=%u "
+		 "reason=locked", protocol, ip, user, worst, delay);
+	free(k[0]);
+	free(k[1]);
+	return delay;
+}
+
 static bool is_locked(const char *ip, const char *user)
 {
 	char *k1, *k2;
@@ -129,11 +165,7 @@ static uint32_t note(const char *protocol, const char *ip, const char *user, boo
 	}
 	pthread_mutex_unlock(&table_lock);
 	if (!ok) {
-		delay = limits.fail_delay_ms;
-		for (uint32_t i = 1; i < worst && delay < limits.fail_delay_max_ms; i++)
-			delay *= 2;
-		if (delay > limits.fail_delay_max_ms)
-			delay = limits.fail_delay_max_ms;
+		delay = delay_for(worst);
 		log_info("event=auth_failed protocol=%s ip=%s user=\"%s\" failures=%u delay_ms=%u",
 			 protocol, ip, user, worst, delay);
 	} else {
@@ -299,7 +331,7 @@ void auth_check_password(struct loop *loop, const char *protocol, const char *ip
 
 	if (is_locked(ip, user)) {
 		c->result = AUTH_FAIL;
-		answer(c, note(protocol, ip, user, false));
+		answer(c, note_locked(protocol, ip, user));
 		return;
 	}
 	struct store_account acc;
@@ -337,7 +369,11 @@ void auth_finish_external(struct loop *loop, const char *protocol, const char *i
 	c->done = done;
 	c->arg = arg;
 	c->result = AUTH_FAIL;
-	if (proof_ok && !is_locked(ip, user)) {
+	if (is_locked(ip, user)) {
+		answer(c, note_locked(protocol, ip, user));
+		return;
+	}
+	if (proof_ok) {
 		struct store_account acc;
 		int r = store_account_lookup(reader(), user, &acc);
 		if (r < 0) {

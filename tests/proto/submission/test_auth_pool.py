@@ -7,7 +7,8 @@ import time
 
 import yubintest
 
-CLIENTS = 40
+# The number of the issue ([M2] item 3): 100 clients logging in at once.
+CLIENTS = 100
 
 
 def _provision(inst):
