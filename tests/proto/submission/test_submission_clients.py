@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -43,10 +44,10 @@ def server(module_yubin_factory):
 
 # ---- swaks ----
 
-def swaks(server, subject, *extra, user=SHIRO, password=PASSWORD, sender=SHIRO):
+def swaks(server, subject, *extra, user=SHIRO, password=PASSWORD, sender=SHIRO, to=KURO):
     need("swaks")
     return run(["swaks", "--server", "127.0.0.1", "--ehlo", "swaks.test.example",
-                "--from", sender, "--to", KURO,
+                "--from", sender, "--to", to,
                 "--auth-user", user, "--auth-password", password,
                 "--header", "Subject: %s" % subject,
                 "--body", "Sent by swaks.\n",
@@ -95,7 +96,8 @@ def test_swaks_spoofed_sender(server):
 
 # ---- msmtp ----
 
-def msmtp(server, subject, port, starttls, auth="on", password=PASSWORD, trust_file=None):
+def msmtp(server, subject, port, starttls, auth="on", password=PASSWORD, trust_file=None,
+          to=KURO):
     need("msmtp")
     conf = os.path.join(server.dir, "msmtprc-%s" % unique("m"))
     lines = [
@@ -123,8 +125,8 @@ def msmtp(server, subject, port, starttls, auth="on", password=PASSWORD, trust_f
         f.write("\n".join(lines) + "\n")
     os.chmod(conf, 0o600)    # msmtp refuses a password file others can read
     msg = ("From: Shiro <%s>\r\nTo: %s\r\nSubject: %s\r\n\r\nSent by msmtp.\r\n"
-           % (SHIRO, KURO, subject)).encode()
-    return run(["msmtp", "-C", conf, "-v", KURO], input=msg)
+           % (SHIRO, to, subject)).encode()
+    return run(["msmtp", "-C", conf, "-v", to], input=msg)
 
 
 @pytest.mark.parametrize("auth", ["on", "scram-sha-256", "plain", "login"])
@@ -174,3 +176,70 @@ def test_msmtp_refuses_untrusted_certificate(server, tmp_path):
     assert "certificate verification failed" in out, out
     assert not re.search(r"^<-- 235", out, re.M), out
     assert server.find_mail(KURO, subject) == []
+
+
+# ---- to a remote address: the outbound queue, then a smarthost ----
+
+REMOTE = "kuroyagi@hogehoge.com"
+
+
+def wait_for(cond, timeout=30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.1)
+    return cond()
+
+
+@pytest.mark.parametrize("client", ["swaks", "msmtp"])
+def test_client_sends_to_remote_address(yubin_factory, client):
+    """[M2] done-when: a user sends to a remote address with a real client.
+    The message is queued (`yubin queue list` shows it while the next hop
+    is down), then the queue hands it to the smarthost, a second yubin for
+    hogehoge.com, where it arrives once with the client's text."""
+    need(client)
+
+    def provision_peer(inst):
+        inst.add_domain("hogehoge.com")
+        inst.add_user(REMOTE)
+    peer = yubin_factory({"server": {"hostname": "mx.hogehoge.com"}},
+                         provision=provision_peer, start=False)
+    server = make_server(yubin_factory, {
+        "relay": {"smarthost": "127.0.0.1:%d" % peer.port,
+                  "smarthost_tls": "opportunistic"},
+        "queue": {"retry_min": "1s", "retry_max": "2s"},
+    }, provision=provision_small)
+
+    subject = unique("remote-" + client)
+    if client == "swaks":
+        rc, out = swaks(server, subject, "--port", str(sub_port(server)), "--tls",
+                        "--auth", "PLAIN", to=REMOTE)
+    else:
+        rc, out = msmtp(server, subject, sub_port(server), starttls=True, to=REMOTE)
+    assert rc == 0, out
+    assert re.search(r"^<~?-*\s*250 2\.0\.0|^<-- 250 2\.0\.0", out, re.M), out
+    # Not delivered locally; held in the queue while the peer is down.
+    assert server.find_mail(KURO, subject) == []
+    def row():
+        rows = [l.split("\t") for l in server.queue_list().splitlines() if REMOTE in l]
+        assert len(rows) == 1, server.queue_list()
+        return dict(zip(["id", "created", "attempts", "sender", "rcpt", "error"], rows[0]))
+    assert (row()["sender"], row()["rcpt"]) == (SHIRO, REMOTE)
+    # The queue tried the smarthost, found it down, and keeps the message.
+    tried = wait_for(lambda: int(row()["attempts"]) >= 1 and row())
+    assert tried and tried["error"], server.queue_list()
+
+    # The peer comes up: the next retry delivers it there.
+    peer.start()
+    got = wait_for(lambda: peer.find_mail(REMOTE, subject))
+    assert len(got) == 1, got
+    (row, stored), = got
+    trace, rest = split_stored(stored)
+    assert rest.endswith(b"\r\n\r\nSent by %s.\r\n" % client.encode()) or \
+        b"Sent by %s." % client.encode() in rest, rest
+    received = [f.decode() for f in trace if f.lower().startswith(b"received:")]
+    assert any("mx.hogehoge.com" in r for r in received), trace
+    # Delivered: gone from the queue.
+    assert wait_for(lambda: REMOTE not in server.queue_list()), server.queue_list()
