@@ -36,6 +36,11 @@ def submission_overrides(extra=None):
     ov["submission"] = {"listen": "127.0.0.1:%d" % yubintest.free_port()}
     ov["submissions"] = {"listen": "127.0.0.1:%d" % yubintest.free_port()}
     ov["limits"] = {"auth_fail_delay": "0", "auth_lock_failures": "0"}
+    # Remote recipients must stay in the queue for the tests to see them:
+    # the relay goes to a port nobody listens on, and retries in an hour.
+    ov["relay"] = {"smarthost": "127.0.0.1:%d" % yubintest.free_port(),
+                   "smarthost_tls": "opportunistic"}
+    ov["queue"] = {"retry_min": "1h"}
     for section, keys in (extra or {}).items():
         ov.setdefault(section, {}).update(keys)
     return ov
