@@ -551,6 +551,29 @@ void conn_set_deadline(struct conn *c, unsigned seconds)
 	evtimer_add(c->deadline_ev, &tv);
 }
 
+/* Puts a TLS filter over the connection's bufferevent; the handshake
+ * starts at once. Takes ssl. Returns 0 or -1. */
+static int add_tls_filter(struct conn *c, SSL *ssl, enum bufferevent_ssl_state state)
+{
+	struct bufferevent *f = bufferevent_openssl_filter_new(bufferevent_get_base(c->bev),
+							       c->bev, ssl, state,
+							       BEV_OPT_CLOSE_ON_FREE);
+	if (f == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
+	/* Without a limit below the filter, a peer that stops reading would
+	 * make the whole reply pile up, encrypted, in our memory. */
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, READ_HIGH_WATERMARK);
+	c->bev = f;
+	c->tls = true;
+	setup_bev(c);
+	struct timeval tv = { HANDSHAKE_TIMEOUT_S, 0 };
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	return 0;
+}
+
 int conn_starttls(struct conn *c)
 {
 	if (c->tls)
@@ -565,24 +588,7 @@ int conn_starttls(struct conn *c)
 		log_warn("event=starttls_injection session=%s ip=%s bytes=%zu", c->id, c->ip, injected);
 		evbuffer_drain(in, injected);
 	}
-	struct bufferevent *f = bufferevent_openssl_filter_new(bufferevent_get_base(c->bev),
-							       c->bev, ssl,
-							       BUFFEREVENT_SSL_ACCEPTING,
-							       BEV_OPT_CLOSE_ON_FREE);
-	if (f == NULL) {
-		SSL_free(ssl);
-		return -1;
-	}
-	bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
-	/* Without a limit below the filter, a client that stops reading would
-	 * make the whole reply pile up, encrypted, in our memory. */
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, READ_HIGH_WATERMARK);
-	c->bev = f;
-	c->tls = true;
-	setup_bev(c);
-	struct timeval tv = { HANDSHAKE_TIMEOUT_S, 0 };
-	bufferevent_set_timeouts(c->bev, &tv, &tv);
-	return 0;
+	return add_tls_filter(c, ssl, BUFFEREVENT_SSL_ACCEPTING);
 }
 
 bool conn_tls_available(void)
@@ -676,23 +682,8 @@ int conn_starttls_client(struct conn *c, const char *host, bool verify)
 	if (ssl == NULL)
 		return -1;
 	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
-	struct bufferevent *f = bufferevent_openssl_filter_new(bufferevent_get_base(c->bev),
-							       c->bev, ssl,
-							       BUFFEREVENT_SSL_CONNECTING,
-							       BEV_OPT_CLOSE_ON_FREE);
-	if (f == NULL) {
-		SSL_free(ssl);
-		return -1;
-	}
-	bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, READ_HIGH_WATERMARK);
-	c->bev = f;
-	c->tls = true;
 	c->client_tls = true;
-	setup_bev(c);
-	struct timeval tv = { HANDSHAKE_TIMEOUT_S, 0 };
-	bufferevent_set_timeouts(c->bev, &tv, &tv);
-	return 0;
+	return add_tls_filter(c, ssl, BUFFEREVENT_SSL_CONNECTING);
 }
 
 bool conn_tls_verified(struct conn *c)

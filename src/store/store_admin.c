@@ -39,6 +39,21 @@ static int tx_end(struct store *s, int r, char **error_r)
 	return -1;
 }
 
+/* Body files nobody references any more go in a transaction of their own,
+ * after the one that dropped the references is committed:
+ * store_gc_bodies() unlinks as it goes, and a commit that failed after the
+ * unlinks would leave rows pointing at missing files. This way the worst
+ * case is unused files, which the next collection takes. */
+static void gc_after(struct store *s)
+{
+	char *gc_error = NULL;
+	if (tx_begin(s, true, &gc_error) < 0 ||
+	    tx_end(s, store_gc_bodies(s, s->db, &gc_error), &gc_error) < 0) {
+		log_warn("event=gc_bodies_failed error=\"%s\"", gc_error ? gc_error : "");
+		free(gc_error);
+	}
+}
+
 static sqlite3_stmt *prepare(struct store *s, const char *sql, char **error_r)
 {
 	sqlite3_stmt *st = NULL;
@@ -448,17 +463,7 @@ int store_user_del(struct store *s, const char *address, char **error_r)
 	if (tx_end(s, r, error_r) < 0)
 		return -1;
 
-	/* Body files go in a second transaction, after the first one is
-	 * committed: store_gc_bodies() unlinks as it goes, and a commit that
-	 * failed after the unlinks would leave rows pointing at missing files.
-	 * This way the worst case is unused files, which the next collection
-	 * takes; the account itself is gone either way. */
-	char *gc_error = NULL;
-	if (tx_begin(s, true, &gc_error) < 0 ||
-	    tx_end(s, store_gc_bodies(s, s->db, &gc_error), &gc_error) < 0) {
-		log_warn("event=gc_bodies_failed error=\"%s\"", gc_error ? gc_error : "");
-		free(gc_error);
-	}
+	gc_after(s);
 	return 0;
 }
 
@@ -965,15 +970,8 @@ static int queue_change(struct store *s, const char *sql, const char *queue_id,
 	*count_r = sqlite3_changes(s->db);
 	if (tx_end(s, r, error_r) < 0)
 		return -1;
-	if (gc) {
-		/* As in store_user_del: unlinks after the rows are gone. */
-		char *gc_error = NULL;
-		if (tx_begin(s, true, &gc_error) < 0 ||
-		    tx_end(s, store_gc_bodies(s, s->db, &gc_error), &gc_error) < 0) {
-			log_warn("event=gc_bodies_failed error=\"%s\"", gc_error ? gc_error : "");
-			free(gc_error);
-		}
-	}
+	if (gc)
+		gc_after(s);
 	return 0;
 }
 
