@@ -7,7 +7,7 @@ pkgs="gcc clang make meson ninja-build pkg-config libevent-dev libssl-dev
 libsqlite3-dev libsodium-dev libinih-dev libc-ares-dev zlib1g-dev libcrypt-dev
 openssl netcat-openbsd telnet"
 if [ "${1:-build}" = test ]; then
-	pkgs="$pkgs python3 python3-pytest swaks msmtp fetchmail libclang-rt-14-dev mutt isync"
+	pkgs="$pkgs python3 python3-pytest swaks libnet-ssleay-perl msmtp fetchmail libclang-rt-14-dev mutt isync"
 	# the DNS tests' server and the relay rig's network namespaces
 	pkgs="$pkgs python3-dnslib iproute2"
 fi
