@@ -456,6 +456,9 @@ static void capabilities(struct imap_session *s, struct buf *b)
 		imap_cfg->plaintext_auth == PLAINTEXT_AUTH_ALWAYS ||
 		(imap_cfg->plaintext_auth == PLAINTEXT_AUTH_LOOPBACK &&
 		 conn_peer_is_loopback(s->conn));
+	/* RFC 4978: for the authenticated states, where COMPRESS is. */
+	if (s->state != IMAP_NOT_AUTH)
+		buf_append_str(b, " COMPRESS=DEFLATE");
 	if (s->state == IMAP_NOT_AUTH) {
 		if (!conn_is_tls(s->conn) && conn_tls_available())
 			buf_append_str(b, " STARTTLS");
@@ -495,6 +498,23 @@ static void cmd_logout(struct imap_session *s, const struct imap_arg *a, size_t 
 	imap_tagged(s, "OK", "Logout completed");
 	s->state = IMAP_LOGOUT;
 	conn_close(s->conn);
+}
+
+/* RFC 4978: DEFLATE both ways from right after the tagged OK. */
+static void cmd_compress(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	const char *mech = arg_str(a, n, 0);
+	if (mech == NULL || n != 1 || !str_ieq(mech, "DEFLATE")) {
+		imap_tagged(s, "BAD", "Syntax: COMPRESS DEFLATE");
+		return;
+	}
+	if (conn_is_compressed(s->conn)) {
+		imap_tagged(s, "NO", "[COMPRESSIONACTIVE] DEFLATE is already active");
+		return;
+	}
+	imap_tagged(s, "OK", "DEFLATE active");
+	if (conn_compress(s->conn) < 0)
+		conn_close(s->conn);
 }
 
 static void cmd_id(struct imap_session *s, const struct imap_arg *a, size_t n)
@@ -1825,6 +1845,7 @@ static const struct imap_cmd commands[] = {
 	{ "SELECT", AUTHED, cmd_select },
 	{ "EXAMINE", AUTHED, cmd_examine },
 	{ "IDLE", AUTHED, cmd_idle },
+	{ "COMPRESS", AUTHED, cmd_compress },
 	{ "APPEND", AUTHED, cmd_append },
 	{ "CREATE", AUTHED, cmd_create },
 	{ "DELETE", AUTHED, cmd_delete },

@@ -1,4 +1,5 @@
 #include "net/net.h"
+#include "net/deflate.h"
 #include "net/tls.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -54,6 +55,7 @@ struct conn {
 	bool outbound;		/* conn_connect(): not in the listener limits */
 	bool connecting;	/* outbound, TCP connect not done yet */
 	bool client_tls;	/* a conn_starttls_client() handshake */
+	struct deflate_filter *zf;	/* conn_compress(): DEFLATE over the rest */
 	char error[256];
 	bool opened;
 	bool closing;
@@ -206,6 +208,8 @@ static void conn_destroy(struct conn *c, enum conn_close_reason reason)
 	if ((c->opened || c->outbound) && c->h->on_close)
 		c->h->on_close(c, reason);
 	log_debug("event=disconnect session=%s", c->id);
+	if (c->zf)
+		deflate_filter_detach(c->zf);
 	if (c->bev)
 		bufferevent_free(c->bev);
 	event_free(c->close_ev);
@@ -218,18 +222,32 @@ static void conn_destroy(struct conn *c, enum conn_close_reason reason)
 	free(c);
 }
 
+/* What waits in every layer (DEFLATE, TLS, socket). */
 static size_t output_pending(struct conn *c)
 {
-	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
-	struct bufferevent *under = bufferevent_get_underlying(c->bev);
-	if (under)
-		n += evbuffer_get_length(bufferevent_get_output(under));
+	size_t n = 0;
+	for (struct bufferevent *b = c->bev; b; b = bufferevent_get_underlying(b))
+		n += evbuffer_get_length(bufferevent_get_output(b));
 	return n;
+}
+
+/* The TLS layer of the chain, or NULL. */
+static struct bufferevent *tls_bev(struct conn *c)
+{
+	if (!c->tls)
+		return NULL;
+	for (struct bufferevent *b = c->bev; b; b = bufferevent_get_underlying(b)) {
+		if (bufferevent_openssl_get_ssl(b) != NULL)
+			return b;
+	}
+	return NULL;
 }
 
 static void close_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
 {
 	struct conn *c = arg;
+	if (c->zf)	/* what the compressor holds goes out too */
+		bufferevent_flush(c->bev, EV_WRITE, BEV_FLUSH);
 	if (output_pending(c) > 0 && ++c->flush_tries < CLOSE_FLUSH_TRIES) {
 		struct timeval tv = { 0, CLOSE_FLUSH_STEP_MS * 1000 };
 		event_add(c->close_ev, &tv);
@@ -314,7 +332,8 @@ static void event_cb(struct bufferevent *bev UNUSED, short what, void *arg)
 		int err = EVUTIL_SOCKET_ERROR();
 		if (err != 0)
 			snprintf(c->error, sizeof(c->error), "%s", strerror(err));
-		while (c->bev && (e = bufferevent_get_openssl_error(c->bev)) != 0) {
+		struct bufferevent *tb = tls_bev(c);
+		while (tb && (e = bufferevent_get_openssl_error(tb)) != 0) {
 			char buf[200];
 			ERR_error_string_n(e, buf, sizeof(buf));
 			log_info("event=tls_error session=%s error=\"%s\"", c->id, buf);
@@ -487,6 +506,11 @@ void conn_printf(struct conn *c, const char *fmt, ...)
 
 size_t conn_output_pending(struct conn *c)
 {
+	/* Compressed, the layers below hold at most their write watermark
+	 * and the DEFLATE layer waits for them: only its input counts, so
+	 * on_drain (it is empty) always finds room. */
+	if (c->zf)
+		return evbuffer_get_length(bufferevent_get_output(c->bev));
 	return output_pending(c);
 }
 
@@ -526,6 +550,14 @@ void conn_resume_read(struct conn *c)
 	bufferevent_enable(c->bev, EV_READ);
 	if (evbuffer_get_length(conn_input(c)) > 0)
 		event_active(c->resume_ev, 0, 0);
+	if (c->zf) {
+		/* Compressed input left below while paused is only looked at
+		 * when more arrives: have the filter read it now. */
+		struct bufferevent *under = bufferevent_get_underlying(c->bev);
+		if (evbuffer_get_length(bufferevent_get_input(under)) > 0)
+			bufferevent_trigger(under, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
+					    BEV_TRIG_DEFER_CALLBACKS);
+	}
 }
 
 void conn_set_timeout(struct conn *c, unsigned seconds)
@@ -603,7 +635,49 @@ bool conn_is_tls(struct conn *c)
 
 static SSL *conn_ssl(struct conn *c)
 {
-	return c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	struct bufferevent *b = tls_bev(c);
+	return b ? bufferevent_openssl_get_ssl(b) : NULL;
+}
+
+static void compress_error(void *arg, const char *why)
+{
+	struct conn *c = arg;
+	log_info("event=compress_error session=%s ip=%s error=\"%s\"", c->id, c->ip, why);
+	snprintf(c->error, sizeof(c->error), "DEFLATE: %s", why);
+	conn_close(c);
+}
+
+int conn_compress(struct conn *c)
+{
+	if (c->zf || c->closing)
+		return -1;
+	struct bufferevent *under = c->bev;
+	struct deflate_filter *zf;
+	struct bufferevent *f = deflate_filter_new(under, compress_error, c, &zf);
+	if (f == NULL)
+		return -1;
+	/* The filter stops deflating when the layer below holds this much;
+	 * timeouts are kept by the top layer only. */
+	bufferevent_setwatermark(under, EV_WRITE, 0, READ_HIGH_WATERMARK);
+	for (struct bufferevent *b = under; b; b = bufferevent_get_underlying(b))
+		bufferevent_set_timeouts(b, NULL, NULL);
+	c->bev = f;
+	c->zf = zf;
+	setup_bev(c);
+	conn_set_timeout(c, c->timeout);
+	if (c->paused)
+		bufferevent_disable(c->bev, EV_READ);
+	/* Compressed bytes that came with the command. */
+	if (evbuffer_get_length(bufferevent_get_input(under)) > 0)
+		bufferevent_trigger(under, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
+				    BEV_TRIG_DEFER_CALLBACKS);
+	log_debug("event=compress session=%s", c->id);
+	return 0;
+}
+
+bool conn_is_compressed(struct conn *c)
+{
+	return c->zf != NULL;
 }
 
 const char *conn_tls_version(struct conn *c)

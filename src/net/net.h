@@ -100,6 +100,14 @@ void conn_set_deadline(struct conn *c, unsigned seconds);
 int conn_starttls(struct conn *c);
 bool conn_tls_available(void);
 bool conn_is_tls(struct conn *c);
+
+/* Turns on raw DEFLATE (RFC 1951) both ways, over TLS if it is on: what
+ * is written from now on is compressed, what is read is inflated (IMAP
+ * COMPRESS=DEFLATE, RFC 4978). The caller writes its "OK" first; it goes
+ * out uncompressed. A peer that sends invalid DEFLATE is disconnected.
+ * Returns -1 if compression is already on or cannot start. */
+int conn_compress(struct conn *c);
+bool conn_is_compressed(struct conn *c);
 /* "TLSv1.3", "TLS_AES_256_GCM_SHA384", the cipher's secret bits; NULL / 0
  * without TLS. */
 const char *conn_tls_version(struct conn *c);
