@@ -71,6 +71,7 @@ struct section {
 #define ITEM_ENVELOPE 0x10
 #define ITEM_BODY 0x20
 #define ITEM_BODYSTRUCTURE 0x40
+#define ITEM_MODSEQ 0x80	/* RFC 7162 3.1.4.2 */
 #define ITEMS_MIME (ITEM_ENVELOPE | ITEM_BODY | ITEM_BODYSTRUCTURE)
 
 /* Why a message's response was left out; the tagged reply says so. */
@@ -329,6 +330,7 @@ static int add_item(struct imap_fetch *f, const struct imap_arg *a, bool alone,
 		{ "ENVELOPE", ITEM_ENVELOPE, false },
 		{ "BODY", ITEM_BODY, false },
 		{ "BODYSTRUCTURE", ITEM_BODYSTRUCTURE, false },
+		{ "MODSEQ", ITEM_MODSEQ, false },
 		{ "FAST", ITEM_FLAGS | ITEM_INTERNALDATE | ITEM_SIZE, true },
 		{ "ALL", ITEM_FLAGS | ITEM_INTERNALDATE | ITEM_SIZE | ITEM_ENVELOPE, true },
 		{ "FULL", ITEM_FLAGS | ITEM_INTERNALDATE | ITEM_SIZE | ITEM_ENVELOPE | ITEM_BODY, true },
@@ -628,6 +630,10 @@ static void fetch_one(struct imap_session *s, struct imap_fetch *f, size_t pos)
 		buf_printf(&b, "UID %u", m->uid);
 		sep = " ";
 	}
+	if (f->items & ITEM_MODSEQ) {
+		buf_printf(&b, "%sMODSEQ (%llu)", sep, (unsigned long long)m->modseq);
+		sep = " ";
+	}
 	if (f->items & ITEM_FLAGS) {
 		buf_printf(&b, "%sFLAGS ", sep);
 		imap_append_view_flags(s, &b, pos);
@@ -746,8 +752,8 @@ void imap_fetch_continue(struct imap_session *s)
 		s->busy = true;
 		conn_pause_read(s->conn);
 		store_flags_update(imap_store, s->view.info.id, seen, seen_count,
-				   STORE_FLAGS_ADD, STORE_FLAG_SEEN, NULL, conn_loop(s->conn),
-				   seen_done, c);
+				   STORE_FLAGS_ADD, STORE_FLAG_SEEN, NULL,
+				   STORE_UNCHANGEDSINCE_NONE, NULL, conn_loop(s->conn), seen_done, c);
 		free(seen);
 		return;
 	}
@@ -757,12 +763,101 @@ void imap_fetch_continue(struct imap_session *s)
 	conn_resume_read(s->conn);
 }
 
+/* FETCH modifiers (RFC 4466 2.4): CHANGEDSINCE and, for UID FETCH with
+ * QRESYNC enabled, VANISHED (RFC 7162 3.1.4.1, 3.2.6). Returns NULL or
+ * why they are bad. */
+static const char *fetch_modifiers(struct imap_session *s, const struct imap_arg *m, size_t n,
+				   bool uid, uint64_t *changedsince_r, bool *vanished_r)
+{
+	bool changedsince = false;
+	for (size_t i = 0; i < n; i++) {
+		if (m[i].type != IMAP_ARG_ATOM)
+			return "Invalid FETCH modifier";
+		if (str_ieq(m[i].str, "CHANGEDSINCE") && !changedsince) {
+			if (++i >= n || m[i].type != IMAP_ARG_ATOM ||
+			    str_to_u64(m[i].str, changedsince_r) < 0 || *changedsince_r > INT64_MAX)
+				return "CHANGEDSINCE takes a mod-sequence";
+			changedsince = true;
+		} else if (str_ieq(m[i].str, "VANISHED") && !*vanished_r) {
+			if (!uid)
+				return "VANISHED is for UID FETCH only";
+			if (!s->qresync)
+				return "VANISHED needs ENABLE QRESYNC";
+			*vanished_r = true;
+		} else {
+			return "Unknown FETCH modifier";
+		}
+	}
+	if (*vanished_r && !changedsince)
+		return "VANISHED needs CHANGEDSINCE";
+	return changedsince ? NULL : "Unknown FETCH modifier";
+}
+
+/* VANISHED (EARLIER) for UID FETCH (VANISHED) (RFC 7162 3.2.6): the UIDs
+ * of the set expunged since the mod-sequence, before any FETCH. "*" goes
+ * up to the last UID given out, not only the last one present. UIDs the
+ * view still holds come later as VANISHED, when the session hears of
+ * the expunge. Returns 0 or -1 (store). */
+static int fetch_vanished(struct imap_session *s, const char *arg, const struct seqset *set,
+			  uint64_t since)
+{
+	struct imap_view *v = &s->view;
+	struct seqset wide = { 0, NULL };
+	uint32_t star = v->info.uidnext > 1 ? v->info.uidnext - 1 : 1;
+	if (v->count && v->msgs[v->count - 1].uid > star)
+		star = v->msgs[v->count - 1].uid;
+	bool widened = strcmp(arg, "$") != 0 && seqset_parse(arg, star, &wide) == 0;
+	uint32_t *gone;
+	size_t n;
+	if (store_mailbox_expunged(imap_reader(), v->info.id, since, &gone, &n) < 0) {
+		seqset_deinit(&wide);
+		return -1;
+	}
+	struct seqset out = { 0, NULL };
+	for (size_t i = 0; i < n; i++) {
+		if (seqset_has(widened ? &wide : set, gone[i]) && !seqset_has(&out, gone[i])) {
+			size_t lo = 0, hi = v->count;
+			while (lo < hi) {
+				size_t mid = (lo + hi) / 2;
+				if (v->msgs[mid].uid < gone[i])
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo == v->count || v->msgs[lo].uid != gone[i])
+				imap_set_add(&out, gone[i]);
+		}
+	}
+	free(gone);
+	seqset_deinit(&wide);
+	if (out.count > 0) {
+		struct buf b;
+		buf_init(&b, 0);
+		imap_append_set(&b, &out);
+		imap_reply(s, "* VANISHED (EARLIER) %s", b.data);
+		buf_deinit(&b);
+	}
+	seqset_deinit(&out);
+	return 0;
+}
+
 void imap_cmd_fetch(struct imap_session *s, const struct imap_command *c UNUSED,
 		    const struct imap_arg *a, size_t n, bool uid)
 {
-	if (n != 2 || !imap_arg_is_string(&a[0])) {
-		imap_tagged(s, "BAD", "Syntax: FETCH set items");
+	if (!(n == 2 || (n == 3 && a[2].type == IMAP_ARG_LIST)) || !imap_arg_is_string(&a[0])) {
+		imap_tagged(s, "BAD", "Syntax: FETCH set items [(modifiers)]");
 		return;
+	}
+	uint64_t changedsince = 0;
+	bool has_changedsince = false, vanished = false;
+	if (n == 3) {
+		const char *bad = fetch_modifiers(s, a[2].list, a[2].len, uid, &changedsince,
+						  &vanished);
+		if (bad) {
+			imap_tagged(s, "BAD", "%s", bad);
+			return;
+		}
+		has_changedsince = true;
 	}
 	struct imap_fetch *f = xcalloc(1, sizeof(*f));
 	const char *why = "no FETCH items";
@@ -777,6 +872,9 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_command *c UNUSED,
 	}
 	if (uid)
 		f->items |= ITEM_UID;
+	/* CHANGEDSINCE implies MODSEQ (RFC 7162 3.1.4.1). */
+	if (has_changedsince)
+		f->items |= ITEM_MODSEQ;
 	struct imap_view *v = &s->view;
 	struct seqset set;
 	if (r == 0 && !uid && v->count == 0) {
@@ -795,19 +893,30 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_command *c UNUSED,
 	}
 	f->positions = xmalloc((v->count ? v->count : 1) * sizeof(*f->positions));
 	for (size_t i = 0; i < v->count; i++) {
-		if (seqset_has(&set, uid ? v->msgs[i].uid : (uint32_t)i + 1))
+		if (seqset_has(&set, uid ? v->msgs[i].uid : (uint32_t)i + 1) &&
+		    (!has_changedsince || v->msgs[i].modseq > changedsince))
 			f->positions[f->count++] = i;
 	}
 	bool bad_seq = false;
 	for (size_t i = 0; !uid && i < set.count; i++)
 		bad_seq |= set.r[i].hi > v->count;
-	seqset_deinit(&set);
 	if (bad_seq) {
 		/* RFC 9051 6.4.5: message numbers beyond EXISTS are an error. */
+		seqset_deinit(&set);
 		imap_fetch_free(&f);
 		imap_tagged(s, "BAD", "Invalid message number");
 		return;
 	}
+	/* RFC 7162 3.1: FETCH MODSEQ or CHANGEDSINCE enables CONDSTORE. */
+	if (f->items & ITEM_MODSEQ)
+		imap_condstore_enable(s);
+	if (vanished && fetch_vanished(s, a[0].str, &set, changedsince) < 0) {
+		seqset_deinit(&set);
+		imap_fetch_free(&f);
+		imap_tagged(s, "NO", "[SERVERBUG] Cannot read the mailbox");
+		return;
+	}
+	seqset_deinit(&set);
 	s->fetch = f;
 	conn_pause_read(s->conn);
 	imap_fetch_continue(s);

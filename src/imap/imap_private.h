@@ -59,6 +59,11 @@ struct imap_session {
 	struct imap_fetch *fetch;	/* a FETCH being written */
 	struct seqset store_uids;	/* of the STORE running: echoed by store_done */
 	bool store_silent;
+	/* CONDSTORE and QRESYNC (RFC 7162), once enabled; and what the STORE
+	 * running asked and got. */
+	bool condstore, qresync;
+	bool store_uid;
+	struct store_flags_result store_res;
 	struct seqset saved;	/* SEARCHRES "$" as UIDs (RFC 9051 6.4.4.1) */
 	/* APPEND's large messages, streamed into body files as the parser
 	 * reads them, in order (MULTIAPPEND, RFC 3502: several per command). */
@@ -84,6 +89,9 @@ void imap_tagged(struct imap_session *s, const char *status, const char *fmt, ..
 /* Reports changes to the selected mailbox; expunges only when allowed. */
 void imap_sync(struct imap_session *s, bool expunges);
 void imap_command_done(struct imap_session *s);
+/* A CONDSTORE enabling command (RFC 7162 3.1): the first one with a
+ * mailbox selected reports its HIGHESTMODSEQ. */
+void imap_condstore_enable(struct imap_session *s);
 /* Appends a string as an IMAP quoted string or literal. */
 void imap_append_astring(struct buf *b, const char *s, size_t len);
 void imap_append_flags(struct buf *b, const struct store_msg *m);

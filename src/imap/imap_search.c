@@ -27,7 +27,7 @@
 #define SEARCH_DEPTH_MAX 32
 
 enum skey_type {
-	K_ALL, K_FLAG, K_UNFLAG, K_KEYWORD, K_UNKEYWORD, K_LARGER, K_SMALLER,
+	K_ALL, K_MODSEQ, K_FLAG, K_UNFLAG, K_KEYWORD, K_UNKEYWORD, K_LARGER, K_SMALLER,
 	K_BEFORE, K_ON, K_SINCE, K_SENTBEFORE, K_SENTON, K_SENTSINCE,
 	K_HEADER, K_BODY, K_TEXT, K_UID, K_SEQ, K_NOT, K_OR, K_AND, K_NONE,
 	K_RECENT, K_NEW, K_OLD,
@@ -242,6 +242,25 @@ static struct skey *parse_key(struct sparser *p, int depth)
 			goto bad;
 		}
 		k->type = K_UID;
+	} else if (str_ieq(w, "MODSEQ")) {
+		/* RFC 7162 3.1.5: MODSEQ [entry-name entry-type] modseq. A
+		 * message has one mod-sequence here, so the entry is checked
+		 * and ignored, as the RFC asks. */
+		const char *v = next_string(p);
+		if (v != NULL && (v[0] < '0' || v[0] > '9')) {
+			const char *type = next_string(p);
+			if (!str_istarts(v, "/flags/") || type == NULL ||
+			    !(str_ieq(type, "priv") || str_ieq(type, "shared") || str_ieq(type, "all"))) {
+				p->error = "invalid MODSEQ entry name or type";
+				goto bad;
+			}
+			v = next_string(p);
+		}
+		if (v == NULL || str_to_u64(v, &k->number) < 0 || k->number > INT64_MAX) {
+			p->error = "invalid mod-sequence";
+			goto bad;
+		}
+		k->type = K_MODSEQ;
 	} else if (str_ieq(w, "NOT")) {
 		k->type = K_NOT;
 		if ((k->a = parse_key(p, depth + 1)) == NULL)
@@ -399,12 +418,24 @@ static bool keyword_set(const struct store_msg *m, const char *kw)
 	return false;
 }
 
+/* Whether the keys use MODSEQ: the answer then carries the highest
+ * mod-sequence of what was found (RFC 7162 3.1.5, 3.1.10). */
+static bool skey_has_modseq(const struct skey *k)
+{
+	for (; k; k = k->next) {
+		if (k->type == K_MODSEQ || skey_has_modseq(k->a) || skey_has_modseq(k->b))
+			return true;
+	}
+	return false;
+}
+
 static bool match(const struct skey *k, struct smsg *sm)
 {
 	const struct store_msg *m = sm->m;
 	int64_t arrived = m->internaldate / 86400, sent;
 	switch (k->type) {
 	case K_ALL: return true;
+	case K_MODSEQ: return m->modseq >= k->number;
 	case K_NONE: return false;
 	case K_RECENT: return sm->recent;
 	case K_NEW: return sm->recent && !(m->flags & STORE_FLAG_SEEN);
@@ -498,7 +529,7 @@ static int parse_return(struct imap_session *s, const struct imap_arg *a, size_t
 
 /* The ESEARCH response (RFC 9051 7.3.4) for the numbers found. */
 static void reply_esearch(struct imap_session *s, unsigned ret, bool uid,
-			  const uint32_t *found, size_t count)
+			  const uint32_t *found, size_t count, uint64_t modseq)
 {
 	struct buf out;
 	buf_init(&out, 0);
@@ -518,6 +549,8 @@ static void reply_esearch(struct imap_session *s, unsigned ret, bool uid,
 	}
 	if (ret & RET_COUNT)
 		buf_printf(&out, " COUNT %zu", count);
+	if (modseq > 0 && count > 0)
+		buf_printf(&out, " MODSEQ %llu", (unsigned long long)modseq);
 	imap_reply(s, "%s", out.data);
 	buf_deinit(&out);
 }
@@ -559,11 +592,18 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, size_t n,
 	uint32_t *found = xmalloc((v->count ? v->count : 1) * sizeof(*found));
 	size_t count = 0;
 	struct seqset saved = { 0, NULL };
+	/* RFC 7162 3.1: SEARCH MODSEQ enables CONDSTORE. */
+	bool modseq_key = skey_has_modseq(root);
+	uint64_t top = 0;
+	if (modseq_key)
+		imap_condstore_enable(s);
 	for (size_t i = 0; i < v->count; i++) {
 		struct smsg sm = { .m = &v->msgs[i], .seq = (uint32_t)i + 1,
 				   .recent = imap_is_recent(s, v->msgs[i].uid) };
 		if (match(root, &sm)) {
 			found[count++] = uid ? v->msgs[i].uid : (uint32_t)i + 1;
+			if (modseq_key && v->msgs[i].modseq > top)
+				top = v->msgs[i].modseq;
 			/* SAVE keeps everything found, except that MIN and/or MAX
 			 * without ALL or COUNT keep just those (6.4.4.1, table 4). */
 			if ((ret & (RET_ALL | RET_COUNT)) || !(ret & (RET_MIN | RET_MAX)))
@@ -597,12 +637,14 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, size_t n,
 		buf_append_str(&out, "* SEARCH");
 		for (size_t i = 0; i < count; i++)
 			buf_printf(&out, " %u", found[i]);
+		if (count > 0 && modseq_key)
+			buf_printf(&out, " (MODSEQ %llu)", (unsigned long long)top);
 		imap_reply(s, "%s", out.data);
 		buf_deinit(&out);
 	} else if (ret != RET_SAVE) {
 		/* IMAP4rev2 answers ESEARCH always (RFC 9051 appendix E item 4);
 		 * SAVE alone answers nothing (6.4.4). */
-		reply_esearch(s, ret ? ret : RET_ALL, uid, found, count);
+		reply_esearch(s, ret ? ret : RET_ALL, uid, found, count, top);
 	}
 	free(found);
 	/* No EXPUNGE during SEARCH (RFC 9051 7.5.1). */

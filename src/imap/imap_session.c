@@ -258,7 +258,10 @@ static void imap_reply_flags(struct imap_session *s, size_t pos)
 {
 	struct buf b;
 	buf_init(&b, 0);
-	buf_printf(&b, "* %zu FETCH (UID %u FLAGS ", pos + 1, s->view.msgs[pos].uid);
+	buf_printf(&b, "* %zu FETCH (UID %u ", pos + 1, s->view.msgs[pos].uid);
+	if (s->condstore)
+		buf_printf(&b, "MODSEQ (%llu) ", (unsigned long long)s->view.msgs[pos].modseq);
+	buf_append_str(&b, "FLAGS ");
 	imap_append_view_flags(s, &b, pos);
 	buf_append_c(&b, ')');
 	imap_reply(s, "%s", b.data);
@@ -310,11 +313,17 @@ void imap_sync(struct imap_session *s, bool expunges)
 	}
 	bool complete = true;
 	if (expunges) {
+		/* With QRESYNC, one VANISHED (RFC 7162 3.2.10.2) of the UIDs
+		 * the session knows instead of EXPUNGEs; ch.expunged ascends. */
+		struct seqset vanished = { 0, NULL };
 		for (size_t i = 0; i < ch.expunged_count; i++) {
 			size_t pos = view_find(v, ch.expunged[i]);
 			if (pos == (size_t)-1)
 				continue;
-			imap_reply(s, "* %zu EXPUNGE", pos + 1);
+			if (s->qresync)
+				imap_set_add(&vanished, ch.expunged[i]);
+			else
+				imap_reply(s, "* %zu EXPUNGE", pos + 1);
 			struct store_msg gone = v->msgs[pos];
 			free(gone.body);
 			free(gone.prefix);
@@ -323,6 +332,14 @@ void imap_sync(struct imap_session *s, bool expunges)
 				(v->count - pos - 1) * sizeof(*v->msgs));
 			v->count--;
 		}
+		if (vanished.count > 0) {
+			struct buf b;
+			buf_init(&b, 0);
+			imap_append_set(&b, &vanished);
+			imap_reply(s, "* VANISHED %s", b.data);
+			buf_deinit(&b);
+		}
+		seqset_deinit(&vanished);
 	} else {
 		for (size_t i = 0; i < ch.expunged_count && complete; i++)
 			complete = view_find(v, ch.expunged[i]) == (size_t)-1;
@@ -358,6 +375,11 @@ void imap_sync(struct imap_session *s, bool expunges)
 	if (complete) {
 		v->modseq = ch.highestmodseq;
 		v->info.uidnext = ch.uidnext;
+	} else if (s->condstore) {
+		/* RFC 7162 3.2 and 6: MODSEQs above a held-back expunge may be
+		 * sent now; this tells the client where it really is. */
+		imap_reply(s, "* OK [HIGHESTMODSEQ %llu] Expunges held back",
+			   (unsigned long long)v->modseq);
 	}
 	store_changes_deinit(&ch);
 }
@@ -395,6 +417,16 @@ int imap_seqset(struct imap_session *s, const char *arg, bool uid, struct seqset
 	return 0;
 }
 
+void imap_condstore_enable(struct imap_session *s)
+{
+	if (s->condstore)
+		return;
+	s->condstore = true;
+	if (s->state == IMAP_SELECTED)
+		imap_reply(s, "* OK [HIGHESTMODSEQ %llu] Highest",
+			   (unsigned long long)s->view.modseq);
+}
+
 /* ---- command plumbing ---- */
 
 static void session_free(struct imap_session *s)
@@ -408,6 +440,7 @@ static void session_free(struct imap_session *s)
 	free(s->tag);
 	view_clear(&s->view);
 	seqset_deinit(&s->store_uids);
+	store_flags_result_deinit(&s->store_res);
 	seqset_deinit(&s->saved);
 	if (s->idle_timer)
 		event_free(s->idle_timer);
@@ -450,6 +483,8 @@ static void capabilities(struct imap_session *s, struct buf *b)
 	buf_append_str(b, "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE UNSELECT UIDPLUS"
 		       " MOVE NAMESPACE SPECIAL-USE BINARY ESEARCH SEARCHRES LIST-EXTENDED"
 		       " LIST-STATUS MULTIAPPEND STATUS=SIZE UTF8=ACCEPT");
+	/* RFC 7162 (every mailbox keeps mod-sequences and tombstones). */
+	buf_append_str(b, " CONDSTORE QRESYNC");
 	/* RFC 7889: the largest message APPEND takes. */
 	buf_printf(b, " APPENDLIMIT=%llu", (unsigned long long)imap_cfg->max_message_size);
 	bool plain_ok = conn_is_tls(s->conn) ||
@@ -697,6 +732,7 @@ static void cmd_enable(struct imap_session *s, const struct imap_arg *a, size_t 
 			return;
 		}
 	}
+	bool condstore_was = s->condstore, condstore_listed = false;
 	for (size_t i = 0; i < n; i++) {
 		/* IMAP4rev2 brings UTF-8 names with it (RFC 9051 appendix A). */
 		if (str_ieq(a[i].str, "IMAP4rev2") && !s->rev2) {
@@ -707,6 +743,15 @@ static void cmd_enable(struct imap_session *s, const struct imap_arg *a, size_t 
 			/* RFC 6855 3: UTF-8 names, and UTF-8 in quoted strings. */
 			s->utf8 = true;
 			buf_append_str(&b, " UTF8=ACCEPT");
+		} else if (str_ieq(a[i].str, "QRESYNC") && !s->qresync) {
+			/* RFC 7162 3.2.3: QRESYNC implies CONDSTORE. */
+			s->qresync = true;
+			s->condstore = true;
+			buf_append_str(&b, " QRESYNC");
+		} else if (str_ieq(a[i].str, "CONDSTORE") && !condstore_was && !condstore_listed) {
+			s->condstore = true;
+			condstore_listed = true;
+			buf_append_str(&b, " CONDSTORE");
 		}
 	}
 	imap_reply(s, "%s", b.data);
@@ -817,13 +862,14 @@ void imap_append_name(struct imap_session *s, struct buf *b, const char *name)
 
 enum status_item {
 	ST_MESSAGES, ST_UIDNEXT, ST_UIDVALIDITY, ST_UNSEEN, ST_RECENT, ST_SIZE, ST_DELETED,
-	ST_APPENDLIMIT,
+	ST_APPENDLIMIT, ST_HIGHESTMODSEQ,
 };
 
 static const char *const status_names[] = {
 	[ST_MESSAGES] = "MESSAGES", [ST_UIDNEXT] = "UIDNEXT", [ST_UIDVALIDITY] = "UIDVALIDITY",
 	[ST_UNSEEN] = "UNSEEN", [ST_RECENT] = "RECENT", [ST_SIZE] = "SIZE",
 	[ST_DELETED] = "DELETED", [ST_APPENDLIMIT] = "APPENDLIMIT",
+	[ST_HIGHESTMODSEQ] = "HIGHESTMODSEQ",
 };
 
 int imap_status_parse(const struct imap_arg *list, size_t n, struct imap_status_req *req)
@@ -885,6 +931,9 @@ int imap_status_reply(struct imap_session *s, int64_t mailbox_id, const char *na
 	for (size_t i = 0; i < req->count; i++) {
 		if (req->item[i] == ST_RECENT && status_recent(s, mailbox_id, st.uidnext, &recent) < 0)
 			return -1;
+		/* RFC 7162 3.1: STATUS (HIGHESTMODSEQ) enables CONDSTORE. */
+		if (req->item[i] == ST_HIGHESTMODSEQ)
+			imap_condstore_enable(s);
 	}
 	struct buf b;
 	buf_init(&b, 0);
@@ -907,6 +956,9 @@ int imap_status_reply(struct imap_session *s, int64_t mailbox_id, const char *na
 		/* RFC 7889 2.2: the same limit for every mailbox. */
 		case ST_APPENDLIMIT:
 			buf_printf(&b, "%llu", (unsigned long long)imap_cfg->max_message_size);
+			break;
+		case ST_HIGHESTMODSEQ:
+			buf_printf(&b, "%llu", (unsigned long long)st.highestmodseq);
 			break;
 		}
 	}
@@ -943,17 +995,143 @@ static void cmd_status(struct imap_session *s, const struct imap_arg *a, size_t 
 	imap_tagged(s, "OK", "STATUS completed");
 }
 
+/* QRESYNC (uidvalidity modseq [known-uids [seq-match-data]]) (RFC 7162
+ * 3.2.5). The sequence match data is checked and not used: every
+ * tombstone is kept, so VANISHED (EARLIER) is exact without it. */
+struct qresync_req {
+	bool on, has_uids;
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	struct seqset uids;
+};
+
+/* A sequence set of known-uids / seq-match-data: "*" is not allowed. */
+static int known_set(const struct imap_arg *a, struct seqset *set_r)
+{
+	memset(set_r, 0, sizeof(*set_r));
+	if (a->type != IMAP_ARG_ATOM || strchr(a->str, '*') != NULL)
+		return -1;
+	return seqset_parse(a->str, 1, set_r);
+}
+
+/* The select-params of RFC 4466 we know: CONDSTORE and QRESYNC. Returns
+ * NULL, or why they are bad. */
+static const char *select_params(struct imap_session *s, const struct imap_arg *p, size_t n,
+				 bool *condstore_r, struct qresync_req *q)
+{
+	const char *syntax = "Syntax: QRESYNC (uidvalidity modseq [known-uids [(seqs uids)]])";
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].type != IMAP_ARG_ATOM)
+			return "Invalid SELECT parameter";
+		if (str_ieq(p[i].str, "CONDSTORE")) {
+			*condstore_r = true;
+			continue;
+		}
+		if (!str_ieq(p[i].str, "QRESYNC") || q->on)
+			return "Unknown SELECT parameter";
+		/* RFC 7162 3.2.5: BAD unless ENABLE QRESYNC came first. */
+		if (!s->qresync)
+			return "QRESYNC is not enabled";
+		if (++i >= n || p[i].type != IMAP_ARG_LIST || p[i].len < 2 || p[i].len > 4)
+			return syntax;
+		const struct imap_arg *l = p[i].list;
+		uint64_t uv;
+		if (l[0].type != IMAP_ARG_ATOM || str_to_u64(l[0].str, &uv) < 0 || uv == 0 ||
+		    uv > UINT32_MAX || l[1].type != IMAP_ARG_ATOM ||
+		    str_to_u64(l[1].str, &q->modseq) < 0 || q->modseq > INT64_MAX)
+			return "Invalid UIDVALIDITY or mod-sequence in QRESYNC";
+		q->uidvalidity = (uint32_t)uv;
+		q->on = true;
+		size_t k = 2;
+		if (k < p[i].len && l[k].type == IMAP_ARG_ATOM) {
+			if (known_set(&l[k], &q->uids) < 0)
+				return "Invalid known-uids in QRESYNC";
+			q->has_uids = true;
+			k++;
+		}
+		if (k < p[i].len) {
+			const struct imap_arg *m = l[k].list;
+			struct seqset seqs, uids;
+			bool ok = l[k].type == IMAP_ARG_LIST && l[k].len == 2 &&
+				  known_set(&m[0], &seqs) == 0;
+			if (ok) {
+				ok = known_set(&m[1], &uids) == 0;
+				uint64_t ns = 0, nu = 0;
+				for (size_t j = 0; ok && j < seqs.count; j++)
+					ns += (uint64_t)seqs.r[j].hi - seqs.r[j].lo + 1;
+				for (size_t j = 0; ok && j < uids.count; j++)
+					nu += (uint64_t)uids.r[j].hi - uids.r[j].lo + 1;
+				ok = ok && ns == nu;
+				seqset_deinit(&uids);
+			}
+			seqset_deinit(&seqs);
+			if (!ok)
+				return "Invalid sequence match data in QRESYNC";
+			k++;
+		}
+		if (k != p[i].len)
+			return syntax;
+	}
+	return NULL;
+}
+
+/* RFC 7162 3.2.5.1: what changed since the client's mod-sequence, among
+ * its known UIDs: VANISHED (EARLIER), then FETCH of the changed. UIDs
+ * the view still holds were expunged after it was read: a later
+ * VANISHED tells of them. Returns 0 or -1 (store). */
+static int qresync_report(struct imap_session *s, const struct qresync_req *q)
+{
+	struct imap_view *v = &s->view;
+	uint32_t *gone;
+	size_t n;
+	if (store_mailbox_expunged(imap_reader(), v->info.id, q->modseq, &gone, &n) < 0)
+		return -1;
+	struct seqset set = { 0, NULL };
+	for (size_t i = 0; i < n; i++) {
+		if ((!q->has_uids || seqset_has(&q->uids, gone[i])) &&
+		    view_find(v, gone[i]) == (size_t)-1)
+			imap_set_add(&set, gone[i]);
+	}
+	free(gone);
+	if (set.count > 0) {
+		struct buf b;
+		buf_init(&b, 0);
+		imap_append_set(&b, &set);
+		imap_reply(s, "* VANISHED (EARLIER) %s", b.data);
+		buf_deinit(&b);
+	}
+	seqset_deinit(&set);
+	for (size_t i = 0; i < v->count; i++) {
+		if (v->msgs[i].modseq > q->modseq &&
+		    (!q->has_uids || seqset_has(&q->uids, v->msgs[i].uid)))
+			imap_reply_flags(s, i);
+	}
+	return 0;
+}
+
 static void select_mailbox(struct imap_session *s, const struct imap_arg *a, size_t n,
 			   bool readonly)
 {
 	const char *arg = arg_str(a, n, 0);
-	if (arg == NULL || n != 1) {
-		imap_tagged(s, "BAD", "Syntax: %s mailbox", readonly ? "EXAMINE" : "SELECT");
+	if (arg == NULL || !(n == 1 || (n == 2 && a[1].type == IMAP_ARG_LIST))) {
+		imap_tagged(s, "BAD", "Syntax: %s mailbox [(parameters)]",
+			    readonly ? "EXAMINE" : "SELECT");
+		return;
+	}
+	/* Checked before anything changes (RFC 7162 3.2.5). */
+	bool condstore = false;
+	struct qresync_req q = { 0 };
+	const char *why = n == 2 ? select_params(s, a[1].list, a[1].len, &condstore, &q) : NULL;
+	if (why) {
+		seqset_deinit(&q.uids);
+		imap_tagged(s, "BAD", "%s", why);
 		return;
 	}
 	char *name = decode_name(s, arg);
-	if (name == NULL)
+	if (name == NULL) {
+		seqset_deinit(&q.uids);
 		return;
+	}
 	/* RFC 9051 6.3.2: a failed SELECT leaves no mailbox selected. */
 	if (s->state == IMAP_SELECTED) {
 		view_clear(&s->view);
@@ -964,6 +1142,7 @@ static void select_mailbox(struct imap_session *s, const struct imap_arg *a, siz
 	int r = store_mailbox_get(imap_reader(), s->account_id, name, &v->info);
 	if (r <= 0) {
 		free(name);
+		seqset_deinit(&q.uids);
 		imap_tagged(s, "NO", r == 0 ? "[NONEXISTENT] No such mailbox" :
 			    "[SERVERBUG] Cannot open the mailbox");
 		return;
@@ -973,6 +1152,7 @@ static void select_mailbox(struct imap_session *s, const struct imap_arg *a, siz
 	v->version = store_mailbox_version(v->info.id);
 	if (store_mailbox_messages(imap_reader(), v->info.id, &v->msgs, &v->count) < 0) {
 		free(name);
+		seqset_deinit(&q.uids);
 		view_clear(v);
 		imap_tagged(s, "NO", "[SERVERBUG] Cannot read the mailbox");
 		return;
@@ -1021,6 +1201,21 @@ static void select_mailbox(struct imap_session *s, const struct imap_arg *a, siz
 		imap_reply(s, "* OK [UNSEEN %u] First unseen", first_unseen);
 	imap_reply(s, "* OK [UIDVALIDITY %u] UIDs valid", v->info.uidvalidity);
 	imap_reply(s, "* OK [UIDNEXT %u] Predicted next UID", v->info.uidnext);
+	/* RFC 7162 3.1.2.1, 3.1.8: every mailbox keeps mod-sequences. */
+	if (condstore)
+		s->condstore = true;
+	if (s->condstore)
+		imap_reply(s, "* OK [HIGHESTMODSEQ %llu] Highest",
+			   (unsigned long long)v->modseq);
+	/* A different UIDVALIDITY: the rest of QRESYNC is ignored (3.2.5). */
+	int qr = q.on && q.uidvalidity == v->info.uidvalidity ? qresync_report(s, &q) : 0;
+	seqset_deinit(&q.uids);
+	if (qr < 0) {
+		view_clear(v);
+		s->state = IMAP_AUTH;
+		imap_tagged(s, "NO", "[SERVERBUG] Cannot read the mailbox");
+		return;
+	}
 	imap_tagged(s, "OK", "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE",
 		    readonly ? "EXAMINE" : "SELECT");
 }
@@ -1446,8 +1641,12 @@ static void expunge_done(void *arg, int result)
 		} else {
 			if (result == 0)
 				imap_sync(s, true);
-			imap_tagged(s, result == 0 ? "OK" : "NO", "%s %s", w->verb,
-				    result == 0 ? "completed" : "failed");
+			if (result == 0 && s->qresync)
+				imap_tagged(s, "OK", "[HIGHESTMODSEQ %llu] %s completed",
+					    (unsigned long long)s->view.modseq, w->verb);
+			else
+				imap_tagged(s, result == 0 ? "OK" : "NO", "%s %s", w->verb,
+					    result == 0 ? "completed" : "failed");
 		}
 	}
 	free(w);
@@ -1499,35 +1698,100 @@ struct store_wait {
 	struct imap_session *s;
 };
 
+/* The index of uid in an ascending array, or -1. */
+static size_t uid_index(const uint32_t *v, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (v[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && v[lo] == uid ? lo : (size_t)-1;
+}
+
 static void store_done(void *arg, int result)
 {
 	struct imap_session *s = arg;
+	struct store_flags_result *res = &s->store_res;
 	if (s->conn != NULL) {
 		/* Changes by others come as FETCH responses; no EXPUNGE during
 		 * STORE (RFC 9051 7.5.1). The STORE's own messages are answered
 		 * "as if a FETCH of those flags was done" (6.4.6), changed or
 		 * not, once each, and not at all for .SILENT. */
-		imap_sync(s, false);
 		struct imap_view *v = &s->view;
-		for (size_t i = 0; result == 0 && !s->store_silent && i < v->count; i++) {
-			if (seqset_has(&s->store_uids, v->msgs[i].uid))
+		size_t before = v->count;
+		uint64_t *old = xmalloc((before ? before : 1) * sizeof(*old));
+		for (size_t i = 0; i < before; i++)
+			old[i] = v->msgs[i].modseq;
+		imap_sync(s, false);
+		struct seqset modified = { 0, NULL };
+		for (size_t i = 0; result == 0 && i < v->count; i++) {
+			uint32_t uid = v->msgs[i].uid;
+			if (!seqset_has(&s->store_uids, uid))
+				continue;
+			/* RFC 7162 3.1.3: what failed UNCHANGEDSINCE goes in
+			 * MODIFIED, with its flags as they are now. */
+			bool failed = uid_index(res->modified, res->modified_count, uid) !=
+				      (size_t)-1;
+			if (failed)
+				imap_set_add(&modified, s->store_uid ? uid : (uint32_t)i + 1);
+			if (!s->store_silent || failed) {
+				imap_reply_flags(s, i);
+				continue;
+			}
+			if (!s->condstore || i >= before)
+				continue;
+			/* .SILENT with CONDSTORE: the new MODSEQ of what this STORE
+			 * changed (3.1.3, example 14); the flags too when another
+			 * session changed the message since the client last heard. */
+			size_t k = uid_index(res->updated, res->updated_count, uid);
+			if (k != (size_t)-1 && v->msgs[i].modseq == res->modseq &&
+			    res->prior[k] == old[i])
+				imap_reply(s, "* %zu FETCH (UID %u MODSEQ (%llu))", i + 1, uid,
+					   (unsigned long long)res->modseq);
+			else if (v->msgs[i].modseq != old[i])
 				imap_reply_flags(s, i);
 		}
-		if (result == 0)
+		free(old);
+		if (result == 0 && modified.count > 0) {
+			struct buf b;
+			buf_init(&b, 0);
+			imap_append_set(&b, &modified);
+			imap_tagged(s, "OK", "[MODIFIED %s] Conditional STORE failed", b.data);
+			buf_deinit(&b);
+		} else if (result == 0) {
 			imap_tagged(s, "OK", "STORE completed");
-		else
+		} else {
 			imap_tagged(s, "NO", "[SERVERBUG] STORE failed");
+		}
+		seqset_deinit(&modified);
 	}
 	seqset_deinit(&s->store_uids);
+	store_flags_result_deinit(res);
 	imap_command_done(s);
 }
 
 static void store_cmd(struct imap_session *s, const struct imap_arg *a, size_t n, bool uid)
 {
-	const char *set = arg_str(a, n, 0), *item = arg_str(a, n, 1);
-	if (set == NULL || item == NULL || n < 3) {
-		imap_tagged(s, "BAD", "Syntax: STORE set item flags");
+	/* RFC 4466 2.5 store-modifiers: UNCHANGEDSINCE (RFC 7162 3.1.3). */
+	size_t mods = n >= 2 && a[1].type == IMAP_ARG_LIST ? 1 : 0;
+	uint64_t unchangedsince = STORE_UNCHANGEDSINCE_NONE;
+	const char *set = arg_str(a, n, 0), *item = arg_str(a, n, 1 + mods);
+	if (set == NULL || item == NULL || n < 3 + mods) {
+		imap_tagged(s, "BAD", "Syntax: STORE set [(modifiers)] item flags");
 		return;
+	}
+	if (mods) {
+		const struct imap_arg *m = a[1].list;
+		if (a[1].len != 2 || m[0].type != IMAP_ARG_ATOM ||
+		    !str_ieq(m[0].str, "UNCHANGEDSINCE") || m[1].type != IMAP_ARG_ATOM ||
+		    str_to_u64(m[1].str, &unchangedsince) < 0 || unchangedsince > INT64_MAX) {
+			imap_tagged(s, "BAD", "Syntax: STORE set (UNCHANGEDSINCE modseq) item flags");
+			return;
+		}
 	}
 	enum store_flags_mode mode = STORE_FLAGS_SET;
 	if (*item == '+') {
@@ -1543,11 +1807,11 @@ static void store_cmd(struct imap_session *s, const struct imap_arg *a, size_t n
 		return;
 	}
 	/* The flags: a list, or the rest of the arguments. */
-	const struct imap_arg *fl = &a[2];
-	size_t fn = n - 2;
-	if (n == 3 && a[2].type == IMAP_ARG_LIST) {
-		fl = a[2].list;
-		fn = a[2].len;
+	const struct imap_arg *fl = &a[2 + mods];
+	size_t fn = n - 2 - mods;
+	if (n == 3 + mods && a[2 + mods].type == IMAP_ARG_LIST) {
+		fl = a[2 + mods].list;
+		fn = a[2 + mods].len;
 	}
 	uint32_t bits = 0;
 	struct buf kw;
@@ -1581,9 +1845,13 @@ static void store_cmd(struct imap_session *s, const struct imap_arg *a, size_t n
 	}
 	seqset_deinit(&set_);
 	s->store_silent = silent;
+	s->store_uid = uid;
+	if (mods)
+		imap_condstore_enable(s);
 	wait_for(s);
 	store_flags_update(imap_store, v->info.id, uids, count, mode, bits,
-			   kw.len ? kw.data : NULL, conn_loop(s->conn), store_done, s);
+			   kw.len ? kw.data : NULL, unchangedsince, &s->store_res,
+			   conn_loop(s->conn), store_done, s);
 	free(uids);
 	buf_deinit(&kw);
 }

@@ -241,6 +241,11 @@ struct store_changes {
 int store_mailbox_changes(struct store_reader *r, int64_t mailbox_id, uint64_t since,
 			  struct store_changes *changes_r);
 void store_changes_deinit(struct store_changes *c);
+/* The UIDs expunged from a mailbox with a mod-sequence above since (RFC
+ * 7162 QRESYNC), ascending, in a new array. Tombstones are never pruned,
+ * so the answer is complete. Returns 0 or -1. */
+int store_mailbox_expunged(struct store_reader *r, int64_t mailbox_id, uint64_t since,
+			   uint32_t **uids_r, size_t *count_r);
 
 /* The mailboxes of an account, in name order. */
 struct store_mailbox_entry {
@@ -266,10 +271,28 @@ int store_mailbox_status(struct store_reader *r, int64_t mailbox_id,
  * be NULL). Every message whose flags really change gets the mailbox's new
  * mod-sequence (one per call). done is posted to loop. */
 enum store_flags_mode { STORE_FLAGS_ADD, STORE_FLAGS_REMOVE, STORE_FLAGS_SET };
+/* CONDSTORE (RFC 7162 3.1.3): with unchangedsince other than
+ * STORE_UNCHANGEDSINCE_NONE, a message whose mod-sequence is above it is
+ * left alone and listed in res->modified; the check is made in the store
+ * transaction. res (may be NULL) is the caller's, filled before done runs:
+ * the new mod-sequence (0: nothing changed), the UIDs changed with the
+ * mod-sequence each had before. Free its arrays with
+ * store_flags_result_deinit(). */
+#define STORE_UNCHANGEDSINCE_NONE UINT64_MAX
+struct store_flags_result {
+	uint64_t modseq;
+	uint32_t *modified;
+	size_t modified_count;
+	uint32_t *updated;
+	uint64_t *prior;
+	size_t updated_count;
+};
 void store_flags_update(struct store *s, int64_t mailbox_id, const uint32_t *uids,
 			size_t count, enum store_flags_mode mode, uint32_t flags,
-			const char *keywords, struct loop *loop, store_done_fn *done,
+			const char *keywords, uint64_t unchangedsince,
+			struct store_flags_result *res, struct loop *loop, store_done_fn *done,
 			void *arg);
+void store_flags_result_deinit(struct store_flags_result *res);
 
 /* A number that changes after every committed write to the mailbox
  * (delivery, flags, expunge) by this process: sessions that wait (IDLE)

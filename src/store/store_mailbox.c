@@ -321,6 +321,37 @@ out:
 	return res;
 }
 
+int store_mailbox_expunged(struct store_reader *r, int64_t mailbox_id, uint64_t since,
+			   uint32_t **uids_r, size_t *count_r)
+{
+	sqlite3_stmt *st;
+	*uids_r = NULL;
+	*count_r = 0;
+	if (sqlite3_prepare_v2(r->db, "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?"
+			       " ORDER BY uid", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)since);
+	uint32_t *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		v[n++] = (uint32_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return -1;
+	}
+	*uids_r = v;
+	*count_r = n;
+	return 0;
+}
+
 void store_changes_deinit(struct store_changes *c)
 {
 	store_msgs_free(&c->msgs, c->msg_count);
@@ -413,6 +444,8 @@ struct flags_job {
 	enum store_flags_mode mode;
 	uint32_t flags;
 	char *keywords;
+	uint64_t unchangedsince;
+	struct store_flags_result *res;	/* the caller's, or NULL */
 	struct loop *loop;
 	store_done_fn *done;
 	void *arg;
@@ -470,7 +503,13 @@ static int flags_apply(struct store_job *job, sqlite3 *db)
 	sqlite3_stmt *sel = NULL, *upd = NULL, *bump = NULL;
 	int64_t modseq = -1;
 	int r = -1;
-	if (sqlite3_prepare_v2(db, "SELECT flags, keywords FROM mail WHERE mailbox_id = ? AND uid = ?",
+	struct store_flags_result *res = f->res;
+	if (res != NULL) {
+		/* apply may run again after a failed attempt: start afresh. */
+		store_flags_result_deinit(res);
+	}
+	if (sqlite3_prepare_v2(db, "SELECT flags, keywords, modseq FROM mail"
+			       " WHERE mailbox_id = ? AND uid = ?",
 			       -1, &sel, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "UPDATE mail SET flags = ?, keywords = ?, modseq = ?"
 			       " WHERE mailbox_id = ? AND uid = ?", -1, &upd, NULL) != SQLITE_OK ||
@@ -488,6 +527,17 @@ static int flags_apply(struct store_job *job, sqlite3 *db)
 			goto out;
 		uint32_t old = (uint32_t)sqlite3_column_int64(sel, 0), nf;
 		const char *oldkw = (const char *)sqlite3_column_text(sel, 1);
+		uint64_t oldmodseq = (uint64_t)sqlite3_column_int64(sel, 2);
+		/* RFC 7162 3.1.3: checked here, in the writer's transaction, so
+		 * that no other session's change slips in between. */
+		if (oldmodseq > f->unchangedsince) {
+			if (res != NULL) {
+				res->modified = xrealloc(res->modified, (res->modified_count + 1) *
+							 sizeof(*res->modified));
+				res->modified[res->modified_count++] = f->uids[i];
+			}
+			continue;
+		}
 		switch (f->mode) {
 		case STORE_FLAGS_ADD: nf = old | f->flags; break;
 		case STORE_FLAGS_REMOVE: nf = old & ~f->flags; break;
@@ -521,7 +571,16 @@ static int flags_apply(struct store_job *job, sqlite3 *db)
 		free(kw);
 		if (sqlite3_step(upd) != SQLITE_DONE)
 			goto out;
+		if (res != NULL) {
+			size_t k = res->updated_count++;
+			res->updated = xrealloc(res->updated, res->updated_count * sizeof(*res->updated));
+			res->prior = xrealloc(res->prior, res->updated_count * sizeof(*res->prior));
+			res->updated[k] = f->uids[i];
+			res->prior[k] = oldmodseq;
+		}
 	}
+	if (res != NULL)
+		res->modseq = modseq > 0 ? (uint64_t)modseq : 0;
 	r = 0;
 out:
 	if (r < 0)
@@ -551,9 +610,18 @@ static void flags_finish(struct store_job *job, int result)
 	loop_post(f->loop, flags_done, f);
 }
 
+void store_flags_result_deinit(struct store_flags_result *res)
+{
+	free(res->modified);
+	free(res->updated);
+	free(res->prior);
+	memset(res, 0, sizeof(*res));
+}
+
 void store_flags_update(struct store *s, int64_t mailbox_id, const uint32_t *uids,
 			size_t count, enum store_flags_mode mode, uint32_t flags,
-			const char *keywords, struct loop *loop, store_done_fn *done,
+			const char *keywords, uint64_t unchangedsince,
+			struct store_flags_result *res, struct loop *loop, store_done_fn *done,
 			void *arg)
 {
 	struct flags_job *f = xcalloc(1, sizeof(*f));
@@ -566,6 +634,10 @@ void store_flags_update(struct store *s, int64_t mailbox_id, const uint32_t *uid
 	f->mode = mode;
 	f->flags = flags;
 	f->keywords = keywords ? xstrdup(keywords) : NULL;
+	f->unchangedsince = unchangedsince;
+	f->res = res;
+	if (res != NULL)
+		memset(res, 0, sizeof(*res));
 	f->loop = loop;
 	f->done = done;
 	f->arg = arg;

@@ -101,7 +101,7 @@ static void test_mailbox_flow(void)
 	/* flags: one new modseq for the whole STORE */
 	uint32_t uids13[] = { 1, 3, 42 };
 	store_flags_update(s, info.id, uids13, 3, STORE_FLAGS_ADD, STORE_FLAG_SEEN,
-			   "$Label1 $label2", loop, done, NULL);
+			   "$Label1 $label2", STORE_UNCHANGEDSINCE_NONE, NULL, loop, done, NULL);
 	wait_done();
 	CHECK_INT(last_result, 0);
 	struct store_changes ch;
@@ -120,7 +120,7 @@ static void test_mailbox_flow(void)
 
 	/* a STORE that changes nothing does not move the modseq */
 	store_flags_update(s, info.id, uids13, 2, STORE_FLAGS_ADD, STORE_FLAG_SEEN,
-			   "$LABEL1", loop, done, NULL);
+			   "$LABEL1", STORE_UNCHANGEDSINCE_NONE, NULL, loop, done, NULL);
 	wait_done();
 	CHECK_INT(store_mailbox_changes(r, info.id, after_flags, &ch), 0);
 	CHECK_INT(ch.msg_count, 0);
@@ -128,11 +128,45 @@ static void test_mailbox_flow(void)
 	store_changes_deinit(&ch);
 
 	/* remove one keyword, case-insensitively; set replaces */
-	store_flags_update(s, info.id, uids13, 1, STORE_FLAGS_REMOVE, 0, "$LABEL2", loop, done, NULL);
+	store_flags_update(s, info.id, uids13, 1, STORE_FLAGS_REMOVE, 0, "$LABEL2",
+			   STORE_UNCHANGEDSINCE_NONE, NULL, loop, done, NULL);
 	wait_done();
 	uint32_t uid3[] = { 3 };
 	store_flags_update(s, info.id, uid3, 1, STORE_FLAGS_SET, STORE_FLAG_FLAGGED, NULL,
-			   loop, done, NULL);
+			   STORE_UNCHANGEDSINCE_NONE, NULL, loop, done, NULL);
+	wait_done();
+
+	/* UNCHANGEDSINCE (RFC 7162 3.1.3): UID 3 changed after UID 1 did;
+	 * only 1 is changed, 3 is reported as modified (42 does not exist). */
+	CHECK_INT(store_mailbox_messages(r, info.id, &msgs, &n), 0);
+	uint64_t m1 = msgs[0].modseq, m3 = msgs[2].modseq;
+	store_msgs_free(&msgs, n);
+	struct store_flags_result res;
+	store_flags_update(s, info.id, uids13, 3, STORE_FLAGS_ADD, STORE_FLAG_DRAFT, NULL,
+			   m1, &res, loop, done, NULL);
+	wait_done();
+	CHECK_INT(last_result, 0);
+	CHECK(m3 > m1);
+	CHECK_INT(res.modified_count, 1);
+	if (res.modified_count == 1)
+		CHECK_INT(res.modified[0], 3);
+	CHECK_INT(res.updated_count, 1);
+	if (res.updated_count == 1) {
+		CHECK_INT(res.updated[0], 1);
+		CHECK(res.prior[0] == m1);
+	}
+	CHECK(res.modseq > m3);
+	store_flags_result_deinit(&res);
+	/* 0 always fails (a system flag always exists) */
+	store_flags_update(s, info.id, uids13, 1, STORE_FLAGS_REMOVE, STORE_FLAG_DRAFT, NULL,
+			   0, &res, loop, done, NULL);
+	wait_done();
+	CHECK_INT(res.modified_count, 1);
+	CHECK_INT(res.updated_count, 0);
+	CHECK(res.modseq == 0);
+	store_flags_result_deinit(&res);
+	store_flags_update(s, info.id, uids13, 1, STORE_FLAGS_REMOVE, STORE_FLAG_DRAFT, NULL,
+			   STORE_UNCHANGEDSINCE_NONE, NULL, loop, done, NULL);
 	wait_done();
 	CHECK_INT(store_mailbox_messages(r, info.id, &msgs, &n), 0);
 	CHECK_STR(msgs[0].keywords, "$Label1");
@@ -162,6 +196,17 @@ static void test_mailbox_flow(void)
 	store_changes_deinit(&ch);
 	CHECK_INT(store_mailbox_status(r, info.id, &st), 0);
 	CHECK_INT(st.messages, 2);
+	/* the tombstone, for QRESYNC */
+	uint32_t *gone;
+	size_t ngone;
+	CHECK_INT(store_mailbox_expunged(r, info.id, before_expunge, &gone, &ngone), 0);
+	CHECK_INT(ngone, 1);
+	if (ngone == 1)
+		CHECK_INT(gone[0], 2);
+	free(gone);
+	CHECK_INT(store_mailbox_expunged(r, info.id, st.highestmodseq, &gone, &ngone), 0);
+	CHECK_INT(ngone, 0);
+	free(gone);
 
 	free(body2);
 	store_reader_free(&r);

@@ -449,7 +449,7 @@ def test_enable(imap):
     r = c.cmd("ENABLE CONDSTORE UTF8=ACCEPT X-UNKNOWN")
     assert r.status == "OK", r
     # Unknown names are ignored; ENABLED lists what was turned on.
-    assert r.lines("ENABLED") == ["ENABLED UTF8=ACCEPT"], r
+    assert r.lines("ENABLED") == ["ENABLED CONDSTORE UTF8=ACCEPT"], r
     # Again: nothing new, an ENABLED response with an empty list.
     r = c.ok("ENABLE UTF8=ACCEPT")
     assert [l.rstrip() for l in r.lines("ENABLED")] == ["ENABLED"], r
