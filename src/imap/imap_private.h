@@ -62,7 +62,7 @@ struct imap_session {
 	/* CONDSTORE and QRESYNC (RFC 7162), once enabled; and what the STORE
 	 * running asked and got. */
 	bool condstore, qresync;
-	bool store_uid;
+	bool store_uid, store_conditional;
 	struct store_flags_result store_res;
 	struct seqset saved;	/* SEARCHRES "$" as UIDs (RFC 9051 6.4.4.1) */
 	/* APPEND's large messages, streamed into body files as the parser

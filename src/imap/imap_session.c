@@ -1754,6 +1754,12 @@ static void store_done(void *arg, int result)
 					   (unsigned long long)res->modseq);
 			else if (v->msgs[i].modseq != old[i])
 				imap_reply_flags(s, i);
+			else if (s->store_conditional)
+				/* 3.1.3: a conditional STORE answers every message
+				 * that passed, .SILENT or not; this one needed no
+				 * change, so its MODSEQ stays. */
+				imap_reply(s, "* %zu FETCH (UID %u MODSEQ (%llu))", i + 1, uid,
+					   (unsigned long long)v->msgs[i].modseq);
 		}
 		free(old);
 		if (result == 0 && modified.count > 0) {
@@ -1846,6 +1852,7 @@ static void store_cmd(struct imap_session *s, const struct imap_arg *a, size_t n
 	seqset_deinit(&set_);
 	s->store_silent = silent;
 	s->store_uid = uid;
+	s->store_conditional = mods != 0;
 	if (mods)
 		imap_condstore_enable(s);
 	wait_for(s);

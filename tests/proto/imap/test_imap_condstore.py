@@ -233,6 +233,23 @@ def test_conditional_store_between_two_sessions(mailbox):
         assert a.cmd("STORE 1 %s +FLAGS (\\Seen)" % bad).status == "BAD", bad
 
 
+def test_conditional_silent_store_answers_every_message_that_passed(mailbox):
+    """RFC 7162 3.1.3: FETCH with MODSEQ for each message that passed the
+    UNCHANGEDSINCE test, even with .SILENT and when nothing had to change
+    (then its mod-sequence stays)."""
+    c, uids = flagged_session(mailbox, 2)
+    c.ok("STORE 1 +FLAGS (\\Seen)")
+    m1 = modseq_of(c, 1)
+    hms = status_hms(c)
+    r = c.ok("STORE 1:2 (UNCHANGEDSINCE %d) +FLAGS.SILENT (\\Seen)" % hms)
+    m2 = modseq_of(c, 2)
+    assert m2 > hms
+    assert untagged(r) == ["* 1 FETCH (UID %d MODSEQ (%d))" % (uids[0], m1),
+                           "* 2 FETCH (UID %d MODSEQ (%d))" % (uids[1], m2)]
+    assert r.text == "OK STORE completed"
+    assert status_hms(c) == m2
+
+
 def test_conditional_store_is_atomic(mailbox):
     """Two sessions race to change the same message with the same
     UNCHANGEDSINCE: exactly one wins, every time."""
