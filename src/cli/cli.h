@@ -32,6 +32,7 @@ int cli_user_add(struct cli *c);
 int cli_user_del(struct cli *c);
 int cli_user_list(struct cli *c);
 int cli_user_passwd(struct cli *c);
+int cli_user_quota(struct cli *c);
 int cli_sendas_add(struct cli *c);
 int cli_sendas_del(struct cli *c);
 int cli_sendas_list(struct cli *c);

@@ -360,6 +360,78 @@ int cli_user_passwd(struct cli *c)
 	return r < 0 ? fail(error) : CLI_EXIT_OK;
 }
 
+/* ---- quotas ---- */
+
+/* "500M", "2G", "100K", "1048576" (bytes; K, M, G, T are powers of 1024,
+ * a final B is allowed), "0" or "none": no limit. Returns 0 or -1. */
+static int parse_quota_size(const char *arg, bool bytes, uint64_t *v_r)
+{
+	if (str_ieq(arg, "none") || str_ieq(arg, "unlimited")) {
+		*v_r = 0;
+		return 0;
+	}
+	char *end = NULL;
+	if (*arg < '0' || *arg > '9')
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(arg, &end, 10);
+	if (errno != 0)
+		return -1;
+	uint64_t mult = 1;
+	if (bytes && *end) {
+		switch (*end == 0 ? 0 : (*end | 0x20)) {
+		case 'k': mult = 1ULL << 10; break;
+		case 'm': mult = 1ULL << 20; break;
+		case 'g': mult = 1ULL << 30; break;
+		case 't': mult = 1ULL << 40; break;
+		case 'b': mult = 1; end--; break;
+		default: return -1;
+		}
+		end++;
+		if ((*end | 0x20) == 'b')
+			end++;
+	}
+	if (*end != '\0' || (v != 0 && mult > INT64_MAX / v))
+		return -1;
+	*v_r = (uint64_t)v * mult;
+	return 0;
+}
+
+static void print_limit(uint64_t v)
+{
+	if (v)
+		printf("\t%llu", (unsigned long long)v);
+	else
+		printf("\tnone");
+}
+
+/* user quota ADDRESS: shows limits and usage; with SIZE [MESSAGES], sets
+ * them (MESSAGES left out: no message limit). */
+int cli_user_quota(struct cli *c)
+{
+	char *error = NULL;
+	if (c->argc > 1) {
+		uint64_t storage, messages = 0;
+		if (parse_quota_size(c->argv[1], true, &storage) < 0)
+			return fail(xasprintf("not a size: %s (like 500M, 2G, or none)", c->argv[1]));
+		if (c->argc > 2 && parse_quota_size(c->argv[2], false, &messages) < 0)
+			return fail(xasprintf("not a number of messages: %s", c->argv[2]));
+		if (store_user_quota_set(c->store, c->argv[0], storage, messages, &error) < 0)
+			return fail(error);
+		return CLI_EXIT_OK;
+	}
+	struct store_quota q;
+	if (store_user_quota_show(c->store, c->argv[0], &q, &error) < 0)
+		return fail(error);
+	printf("ADDRESS\tSTORAGE\tSTORAGE_LIMIT\tMESSAGES\tMESSAGE_LIMIT\n");
+	printf("%s\t%llu", c->argv[0], (unsigned long long)q.storage_used);
+	print_limit(q.storage_limit);
+	printf("\t%llu", (unsigned long long)q.messages_used);
+	print_limit(q.message_limit);
+	printf("\n");
+	return finish_output();
+}
+
 /* ---- send-as addresses ---- */
 
 int cli_sendas_add(struct cli *c)

@@ -51,6 +51,7 @@ static const struct cli_command commands[] = {
 	{ "user sendas add", "ADDRESS EXTRA", 2, 2, CLI_STORE, cli_sendas_add },
 	{ "user sendas del", "ADDRESS EXTRA", 2, 2, CLI_STORE, cli_sendas_del },
 	{ "user sendas list", "ADDRESS", 1, 1, CLI_STORE, cli_sendas_list },
+	{ "user quota", "ADDRESS [SIZE [MESSAGES]]", 1, 3, CLI_STORE, cli_user_quota },
 	{ "alias add", "SOURCE TARGET...", 2, -1, CLI_STORE, cli_alias_add },
 	{ "alias del", "SOURCE [TARGET]", 1, 2, CLI_STORE, cli_alias_del },
 	{ "alias list", "[DOMAIN]", 0, 1, CLI_STORE, cli_alias_list },

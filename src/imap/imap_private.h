@@ -127,6 +127,13 @@ char *imap_name_in(struct imap_session *s, const char *arg);
 char *imap_decode_name(struct imap_session *s, const char *arg);
 void imap_append_name(struct imap_session *s, struct buf *b, const char *name);
 
+/* imap_quota.c: QUOTA (RFC 9208). imap_quota_over: whether adding that
+ * much to the account would go over its quota. */
+void imap_cmd_getquotaroot(struct imap_session *s, const struct imap_arg *a, size_t n);
+void imap_cmd_getquota(struct imap_session *s, const struct imap_arg *a, size_t n);
+void imap_cmd_setquota(struct imap_session *s, const struct imap_arg *a, size_t n);
+bool imap_quota_over(struct imap_session *s, uint64_t bytes, uint64_t messages);
+
 /* imap_list.c: LIST and LSUB, with LIST-EXTENDED (RFC 5258). */
 void imap_cmd_list(struct imap_session *s, const struct imap_arg *a, size_t n, bool lsub);
 

@@ -493,7 +493,7 @@ static void capabilities(struct imap_session *s, struct buf *b)
 		 conn_peer_is_loopback(s->conn));
 	/* RFC 4978: for the authenticated states, where COMPRESS is. */
 	if (s->state != IMAP_NOT_AUTH)
-		buf_append_str(b, " COMPRESS=DEFLATE");
+		buf_append_str(b, " COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE");
 	if (s->state == IMAP_NOT_AUTH) {
 		if (!conn_is_tls(s->conn) && conn_tls_available())
 			buf_append_str(b, " STARTTLS");
@@ -1542,6 +1542,11 @@ static void cmd_append(struct imap_session *s, const struct imap_arg *a, size_t 
 			else if (msgs[k].lit->len > imap_cfg->max_message_size)
 				no = "[TOOBIG] Message too big; nothing was appended";
 		}
+		uint64_t bytes = 0;
+		for (size_t k = 0; k < count; k++)
+			bytes += msgs[k].lit->len;
+		if (!no && imap_quota_over(s, bytes, count))
+			no = "[OVERQUOTA] Quota exceeded; nothing was appended";
 	}
 	free(name);
 	if (no)
@@ -1987,11 +1992,20 @@ static void copy_cmd(struct imap_session *s, const struct imap_arg *a, size_t n,
 	}
 	uint32_t *uids = xmalloc((v->count ? v->count : 1) * sizeof(*uids));
 	size_t count = 0;
+	uint64_t bytes = 0;
 	for (size_t i = 0; i < v->count; i++) {
-		if (seqset_has(&set_, uid ? v->msgs[i].uid : (uint32_t)i + 1))
+		if (seqset_has(&set_, uid ? v->msgs[i].uid : (uint32_t)i + 1)) {
 			uids[count++] = v->msgs[i].uid;
+			bytes += v->msgs[i].size;
+		}
 	}
 	seqset_deinit(&set_);
+	/* MOVE stays in the account's one quota root: it never adds. */
+	if (!move && count > 0 && imap_quota_over(s, bytes, count)) {
+		free(uids);
+		imap_tagged(s, "NO", "[OVERQUOTA] Quota exceeded; nothing was copied");
+		return;
+	}
 	struct copy_wait *w = xcalloc(1, sizeof(*w));
 	w->s = s;
 	w->move = move;
@@ -2121,6 +2135,9 @@ static const struct imap_cmd commands[] = {
 	{ "EXAMINE", AUTHED, cmd_examine },
 	{ "IDLE", AUTHED, cmd_idle },
 	{ "COMPRESS", AUTHED, cmd_compress },
+	{ "GETQUOTAROOT", AUTHED, imap_cmd_getquotaroot },
+	{ "GETQUOTA", AUTHED, imap_cmd_getquota },
+	{ "SETQUOTA", AUTHED, imap_cmd_setquota },
 	{ "APPEND", AUTHED, cmd_append },
 	{ "CREATE", AUTHED, cmd_create },
 	{ "DELETE", AUTHED, cmd_delete },

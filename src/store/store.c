@@ -122,6 +122,43 @@ static const char *const migrations[] = {
 	"ALTER TABLE queue ADD COLUMN bounce_reason TEXT;",
 	/* 5 -> 6: the delay notice ([queue] delay_notice) is sent once. */
 	"ALTER TABLE queue ADD COLUMN delay_notified INTEGER NOT NULL DEFAULT 0;",
+	/* 6 -> 7: quotas (RFC 9208) and the usage they are checked against,
+	 * kept by triggers in the transaction of every insert or delete of a
+	 * mailbox entry (a mailbox deleted with its account needs no update):
+	 * a message counts its prefix and its body file, once per mailbox
+	 * entry, as clients see it. */
+	"ALTER TABLE accounts ADD COLUMN quota_storage INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE accounts ADD COLUMN quota_messages INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE accounts ADD COLUMN used_storage INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE accounts ADD COLUMN used_messages INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE accounts SET"
+	"  used_storage = (SELECT COALESCE(SUM(length(CAST(l.prefix AS BLOB)) + m.size), 0)"
+	"    FROM mail l JOIN mailboxes b ON b.id = l.mailbox_id"
+	"    JOIN messages m ON m.id = l.message_id WHERE b.account_id = accounts.id),"
+	"  used_messages = (SELECT COUNT(*) FROM mail l JOIN mailboxes b ON b.id = l.mailbox_id"
+	"    WHERE b.account_id = accounts.id);"
+	"CREATE TRIGGER mail_usage_add AFTER INSERT ON mail BEGIN"
+	"  UPDATE accounts SET used_storage = used_storage + length(CAST(new.prefix AS BLOB))"
+	"    + (SELECT size FROM messages WHERE id = new.message_id),"
+	"    used_messages = used_messages + 1"
+	"  WHERE id = (SELECT account_id FROM mailboxes WHERE id = new.mailbox_id);"
+	" END;"
+	"CREATE TRIGGER mail_usage_del AFTER DELETE ON mail BEGIN"
+	"  UPDATE accounts SET used_storage = used_storage - length(CAST(old.prefix AS BLOB))"
+	"    - (SELECT size FROM messages WHERE id = old.message_id),"
+	"    used_messages = used_messages - 1"
+	"  WHERE id = (SELECT account_id FROM mailboxes WHERE id = old.mailbox_id);"
+	" END;"
+	"CREATE TRIGGER mail_usage_move AFTER UPDATE OF mailbox_id, prefix, message_id ON mail BEGIN"
+	"  UPDATE accounts SET used_storage = used_storage - length(CAST(old.prefix AS BLOB))"
+	"    - (SELECT size FROM messages WHERE id = old.message_id),"
+	"    used_messages = used_messages - 1"
+	"  WHERE id = (SELECT account_id FROM mailboxes WHERE id = old.mailbox_id);"
+	"  UPDATE accounts SET used_storage = used_storage + length(CAST(new.prefix AS BLOB))"
+	"    + (SELECT size FROM messages WHERE id = new.message_id),"
+	"    used_messages = used_messages + 1"
+	"  WHERE id = (SELECT account_id FROM mailboxes WHERE id = new.mailbox_id);"
+	" END;",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,

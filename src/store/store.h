@@ -189,6 +189,28 @@ bool store_may_send_as(struct store_reader *r, int64_t account_id,
 		       const char *account_address, const char *address,
 		       const char *recipient_delimiter);
 
+/* Quotas (RFC 9208): limits of an account (0: none) and its usage, the
+ * messages of all its mailboxes (prefix + body file, as clients see them),
+ * kept up to date by the transactions that add or remove mail. */
+struct store_quota {
+	uint64_t storage_limit;	/* bytes */
+	uint64_t message_limit;
+	uint64_t storage_used;	/* bytes */
+	uint64_t messages_used;
+};
+/* Returns 1 with *q_r, 0 when there is no such account, -1. */
+int store_quota_get(struct store_reader *r, int64_t account_id, struct store_quota *q_r);
+/* Whether adding that much would go over a limit. */
+bool store_quota_exceeded(const struct store_quota *q, uint64_t add_bytes,
+			  uint64_t add_messages);
+/* Whether a limit is already reached: nothing more fits. */
+bool store_quota_full(const struct store_quota *q);
+/* CLI: sets both limits (0: none); shows them with the usage. */
+int store_user_quota_set(struct store *s, const char *address, uint64_t storage,
+			 uint64_t messages, char **error_r);
+int store_user_quota_show(struct store *s, const char *address, struct store_quota *q_r,
+			  char **error_r);
+
 /* Called on the loop given to a write (store_delivery_commit,
  * store_expunge...), once it is on stable storage (result 0) or could not be
  * made (result -1). */

@@ -109,6 +109,6 @@ void store_mailbox_touch(int64_t mailbox_id);
 int store_sync_dir(struct store *s, const char *dir);
 void store_writer_submit(struct store *s, struct store_job *job);
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 #endif
