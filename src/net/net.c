@@ -598,6 +598,9 @@ static int add_tls_filter(struct conn *c, SSL *ssl, enum bufferevent_ssl_state s
 	/* Without a limit below the filter, a peer that stops reading would
 	 * make the whole reply pile up, encrypted, in our memory. */
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, READ_HIGH_WATERMARK);
+	/* Timeouts are the top layer's: one left below (IMAP's 60 s login
+	 * timeout) would cut a quiet session (IDLE) that STARTTLS began. */
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	c->bev = f;
 	c->tls = true;
 	setup_bev(c);
