@@ -139,6 +139,29 @@ void imap_cmd_list(struct imap_session *s, const struct imap_arg *a, size_t n, b
 
 /* imap_search.c */
 void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, size_t n, bool uid);
+/* RETURN options of SEARCH (RFC 4731, RFC 5182) and SORT (RFC 5267). */
+#define IMAP_RET_MIN 0x01
+#define IMAP_RET_MAX 0x02
+#define IMAP_RET_ALL 0x04
+#define IMAP_RET_COUNT 0x08
+#define IMAP_RET_SAVE 0x10
+/* a[0] is "RETURN", a[1] the list: the options (none: ALL), or -1 after
+ * answering BAD. */
+int imap_search_parse_return(struct imap_session *s, const struct imap_arg *a, size_t n,
+			     unsigned *ret_r);
+/* The search keys a[0..n) (SEARCH's syntax, "$" included), parsed; NULL
+ * with *error_r for bad syntax. */
+struct imap_search;
+struct imap_search *imap_search_parse(struct imap_session *s, const struct imap_arg *a,
+				      size_t n, bool uid, const char **error_r);
+/* The positions in the view (from 0, ascending) of the messages that
+ * match, in a new array; returns their count. */
+size_t imap_search_run(struct imap_session *s, struct imap_search *k, uint32_t **pos_r);
+void imap_search_free(struct imap_search **k);
+
+/* imap_sort.c: SORT (RFC 5256, 5957, 5267 ESORT) and THREAD (RFC 5256). */
+void imap_cmd_sort(struct imap_session *s, const struct imap_arg *a, size_t n, bool uid);
+void imap_cmd_thread(struct imap_session *s, const struct imap_arg *a, size_t n, bool uid);
 
 /* imap_fetch.c */
 void imap_cmd_fetch(struct imap_session *s, const struct imap_command *c,

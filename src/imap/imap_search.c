@@ -30,14 +30,14 @@ enum skey_type {
 	K_ALL, K_MODSEQ, K_FLAG, K_UNFLAG, K_KEYWORD, K_UNKEYWORD, K_LARGER, K_SMALLER,
 	K_BEFORE, K_ON, K_SINCE, K_SENTBEFORE, K_SENTON, K_SENTSINCE,
 	K_HEADER, K_BODY, K_TEXT, K_UID, K_SEQ, K_NOT, K_OR, K_AND, K_NONE,
-	K_RECENT, K_NEW, K_OLD,
+	K_RECENT, K_NEW, K_OLD, K_OLDER, K_YOUNGER,
 };
 
 struct skey {
 	enum skey_type type;
 	uint32_t flag;
 	uint64_t number;
-	int64_t day;		/* days since the epoch */
+	int64_t day;		/* days since the epoch; OLDER, YOUNGER: a time */
 	char *field;		/* K_HEADER */
 	char *value;
 	struct seqset set;
@@ -261,6 +261,17 @@ static struct skey *parse_key(struct sparser *p, int depth)
 			goto bad;
 		}
 		k->type = K_MODSEQ;
+	} else if (str_ieq(w, "OLDER") || str_ieq(w, "YOUNGER")) {
+		/* WITHIN (RFC 5032): an interval in seconds back from now,
+		 * against the internal date. */
+		const char *v = next_string(p);
+		if (v == NULL || str_to_u64(v, &k->number) < 0 || k->number == 0 ||
+		    k->number > (uint64_t)INT32_MAX * 64) {
+			p->error = "invalid interval";
+			goto bad;
+		}
+		k->type = str_ieq(w, "OLDER") ? K_OLDER : K_YOUNGER;
+		k->day = (int64_t)time(NULL) - (int64_t)k->number;
 	} else if (str_ieq(w, "NOT")) {
 		k->type = K_NOT;
 		if ((k->a = parse_key(p, depth + 1)) == NULL)
@@ -449,6 +460,9 @@ static bool match(const struct skey *k, struct smsg *sm)
 	case K_BEFORE: return arrived < k->day;
 	case K_ON: return arrived == k->day;
 	case K_SINCE: return arrived >= k->day;
+	/* OLDER: older than the interval; YOUNGER: younger or equal. */
+	case K_OLDER: return m->internaldate < k->day;
+	case K_YOUNGER: return m->internaldate >= k->day;
 	case K_SENTBEFORE: sent = sent_day(sm); return sent < k->day;
 	case K_SENTON: sent = sent_day(sm); return sent == k->day;
 	case K_SENTSINCE: sent = sent_day(sm); return sent >= k->day;
@@ -484,11 +498,11 @@ static bool match(const struct skey *k, struct smsg *sm)
 }
 
 /* RFC 9051 6.4.4 result options (RFC 4731 ESEARCH, RFC 5182 SAVE). */
-#define RET_MIN 0x01
-#define RET_MAX 0x02
-#define RET_ALL 0x04
-#define RET_COUNT 0x08
-#define RET_SAVE 0x10
+#define RET_MIN IMAP_RET_MIN
+#define RET_MAX IMAP_RET_MAX
+#define RET_ALL IMAP_RET_ALL
+#define RET_COUNT IMAP_RET_COUNT
+#define RET_SAVE IMAP_RET_SAVE
 
 static const struct {
 	const char *name;
@@ -499,7 +513,7 @@ static const struct {
 };
 
 /* "RETURN (options)": the options, or -1 (after answering BAD). */
-static int parse_return(struct imap_session *s, const struct imap_arg *a, size_t n,
+int imap_search_parse_return(struct imap_session *s, const struct imap_arg *a, size_t n,
 			unsigned *ret_r)
 {
 	if (n < 2 || a[1].type != IMAP_ARG_LIST) {
@@ -525,6 +539,53 @@ static int parse_return(struct imap_session *s, const struct imap_arg *a, size_t
 	/* No option, or SAVE alone with ALL for what is saved: ALL. */
 	*ret_r = ret == 0 ? RET_ALL : ret;
 	return 0;
+}
+
+/* ---- the keys for SORT and THREAD (imap_sort.c) ---- */
+
+struct imap_search {
+	struct skey *root;
+};
+
+struct imap_search *imap_search_parse(struct imap_session *s, const struct imap_arg *a,
+				      size_t n, bool uid, const char **error_r)
+{
+	struct sparser p = { s, a, n, 0, uid, NULL };
+	struct skey *root = n > 0 ? parse_list(&p, a, n, 0) : NULL;
+	if (root == NULL) {
+		*error_r = p.error ? p.error : "missing search key";
+		return NULL;
+	}
+	struct imap_search *k = xcalloc(1, sizeof(*k));
+	k->root = root;
+	return k;
+}
+
+size_t imap_search_run(struct imap_session *s, struct imap_search *k, uint32_t **pos_r)
+{
+	struct imap_view *v = &s->view;
+	ask_index(s, k->root);
+	uint32_t *found = xmalloc((v->count ? v->count : 1) * sizeof(*found));
+	size_t count = 0;
+	for (size_t i = 0; i < v->count; i++) {
+		struct smsg sm = { .m = &v->msgs[i], .seq = (uint32_t)i + 1,
+				   .recent = imap_is_recent(s, v->msgs[i].uid) };
+		if (match(k->root, &sm))
+			found[count++] = (uint32_t)i;
+		if (sm.loaded)
+			buf_deinit(&sm.text);
+	}
+	*pos_r = found;
+	return count;
+}
+
+void imap_search_free(struct imap_search **k)
+{
+	if (*k == NULL)
+		return;
+	skey_free((*k)->root);
+	free(*k);
+	*k = NULL;
 }
 
 /* The ESEARCH response (RFC 9051 7.3.4) for the numbers found. */
@@ -560,7 +621,7 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, size_t n,
 	size_t start = 0;
 	unsigned ret = 0;
 	if (n >= 1 && a[0].type == IMAP_ARG_ATOM && str_ieq(a[0].str, "RETURN")) {
-		if (parse_return(s, a, n, &ret) < 0)
+		if (imap_search_parse_return(s, a, n, &ret) < 0)
 			return;
 		start = 2;
 	}

@@ -482,7 +482,8 @@ static void capabilities(struct imap_session *s, struct buf *b)
 	 * rev2 stay listed for rev1 clients. */
 	buf_append_str(b, "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE UNSELECT UIDPLUS"
 		       " MOVE NAMESPACE SPECIAL-USE BINARY ESEARCH SEARCHRES LIST-EXTENDED"
-		       " LIST-STATUS MULTIAPPEND STATUS=SIZE UTF8=ACCEPT");
+		       " LIST-STATUS MULTIAPPEND STATUS=SIZE UTF8=ACCEPT"
+		       " SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT WITHIN");
 	/* RFC 7162 (every mailbox keeps mod-sequences and tombstones). */
 	buf_append_str(b, " CONDSTORE QRESYNC");
 	/* RFC 7889: the largest message APPEND takes. */
@@ -2030,6 +2031,16 @@ static void cmd_search(struct imap_session *s, const struct imap_arg *a, size_t 
 	imap_cmd_search(s, a, n, false);
 }
 
+static void cmd_sort(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	imap_cmd_sort(s, a, n, false);
+}
+
+static void cmd_thread(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	imap_cmd_thread(s, a, n, false);
+}
+
 static void cmd_fetch(struct imap_session *s, const struct imap_arg *a, size_t n)
 {
 	imap_cmd_fetch(s, NULL, a, n, false);
@@ -2046,6 +2057,10 @@ static void cmd_uid(struct imap_session *s, const struct imap_arg *a, size_t n)
 		store_cmd(s, a + 1, n - 1, true);
 	} else if (str_ieq(sub, "SEARCH")) {
 		imap_cmd_search(s, a + 1, n - 1, true);
+	} else if (str_ieq(sub, "SORT")) {
+		imap_cmd_sort(s, a + 1, n - 1, true);
+	} else if (str_ieq(sub, "THREAD")) {
+		imap_cmd_thread(s, a + 1, n - 1, true);
 	} else if (str_ieq(sub, "COPY")) {
 		copy_cmd(s, a + 1, n - 1, true, false);
 	} else if (str_ieq(sub, "MOVE")) {
@@ -2152,6 +2167,8 @@ static const struct imap_cmd commands[] = {
 	{ "EXPUNGE", IMAP_SELECTED, cmd_expunge },
 	{ "FETCH", IMAP_SELECTED, cmd_fetch },
 	{ "SEARCH", IMAP_SELECTED, cmd_search },
+	{ "SORT", IMAP_SELECTED, cmd_sort },
+	{ "THREAD", IMAP_SELECTED, cmd_thread },
 	{ "STORE", IMAP_SELECTED, cmd_store },
 	{ "UID", IMAP_SELECTED, cmd_uid },
 };

@@ -159,6 +159,24 @@ static const char *const migrations[] = {
 	"    used_messages = used_messages + 1"
 	"  WHERE id = (SELECT account_id FROM mailboxes WHERE id = new.mailbox_id);"
 	" END;",
+	/* 7 -> 8: what IMAP SORT and THREAD use (RFC 5256, RFC 5957), taken
+	 * from the parse at delivery (store_sort.c): the base subject, a
+	 * reply/forward mark, the sent date in UTC (NULL: the internal date
+	 * stands in), the first addresses, the normalised Message-ID and the
+	 * references. Messages from before have no row and are parsed when
+	 * sorted. */
+	"CREATE TABLE message_sort ("
+	"  id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,"
+	"  base_subject TEXT NOT NULL,"
+	"  reply INTEGER NOT NULL,"
+	"  sent_date INTEGER,"
+	"  sort_from TEXT NOT NULL,"
+	"  sort_to TEXT NOT NULL,"
+	"  sort_cc TEXT NOT NULL,"
+	"  display_from TEXT NOT NULL,"
+	"  display_to TEXT NOT NULL,"
+	"  message_id TEXT,"
+	"  refs TEXT NOT NULL);",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,

@@ -386,6 +386,31 @@ int store_text_search(struct store_reader *r, int64_t mailbox_id, enum store_tex
 		      const char *needle, uint32_t **match_r, size_t *match_count_r,
 		      uint32_t **unindexed_r, size_t *unindexed_count_r);
 
+/* What IMAP SORT and THREAD (RFC 5256, RFC 5957) use of a message, stored
+ * at delivery. Strings are UTF-8, "" when the field is absent. */
+struct store_sort_fields {
+	char *base_subject;	/* RFC 5256 2.1, extracted */
+	bool reply;		/* the extraction removed a reply/forward marker */
+	bool has_date;		/* else the internal date is the sent date (2.2) */
+	int64_t date;		/* sent date, seconds since the epoch (UTC) */
+	char *from, *to, *cc;	/* addr-mailbox of the first address */
+	char *display_from, *display_to;	/* RFC 5957 3 */
+	char *message_id;	/* normalised msg-id, or NULL */
+	char *refs;		/* normalised references, space-separated */
+};
+/* The fields of msgs[0..count) of a mailbox (ascending UIDs) into
+ * fields_r[0..count), with one query; messages stored before the fields
+ * were (or whose row is missing) are parsed from their body file. Returns
+ * 0 or -1 (database). */
+int store_sort_fields_get(struct store_reader *r, int64_t mailbox_id,
+			  const struct store_msg *const *msgs, size_t count,
+			  struct store_sort_fields *fields_r);
+void store_sort_fields_deinit(struct store_sort_fields *f);
+/* RFC 5256 2.1 base subject of a decoded subject (NULL: none), a new
+ * string; *reply_r says whether a subj-refwd, "(fwd)" subj-trailer or
+ * subj-fwd-hdr/trl was removed (a reply or forward, for REFERENCES). */
+char *store_base_subject(const char *subject, bool *reply_r);
+
 /* Opens a body file (a path relative to data_dir, as messages.body holds)
  * for reading. Returns an fd or -1 (errno). */
 int store_body_open(struct store *s, const char *body);

@@ -44,6 +44,8 @@ struct store_delivery {
 	struct store_mime mime_result;
 	bool mime_ok;
 	struct store_text text;	/* for the full-text index */
+	struct store_sort_fields sort;	/* for IMAP SORT and THREAD */
+	bool sort_ok;
 	char *sender;
 	struct local_rcpt *locals;
 	size_t local_count;
@@ -195,6 +197,7 @@ static void delivery_free(struct store_delivery *d)
 	mime_parser_free(&d->mime);
 	store_mime_deinit(&d->mime_result);
 	store_text_deinit(&d->text);
+	store_sort_fields_deinit(&d->sort);
 	free(d->tmp_path);
 	free(d->body_path);
 	free(d->sender);
@@ -312,6 +315,8 @@ static int delivery_apply(struct store_job *job, sqlite3 *db)
 	sqlite3_bind_text(text, 3, d->text.body.data ? d->text.body.data : "",
 			  (int)d->text.body.len, SQLITE_STATIC);
 	if (sqlite3_step(text) != SQLITE_DONE)
+		goto out;
+	if (d->sort_ok && store_sort_insert(db, message_id, &d->sort) < 0)
 		goto out;
 
 	for (size_t i = 0; i < d->local_count; i++) {
@@ -467,8 +472,11 @@ static int delivery_ready(struct store_delivery *d)
 	d->mime_ok = store_mime_compute(mm, &d->mime_result) == 0;
 	if (!d->mime_ok)
 		log_warn("event=mime_too_large queue_id=%s", d->queue_id);
-	if (d->local_count > 0 || d->append_mailbox > 0)
+	if (d->local_count > 0 || d->append_mailbox > 0) {
 		store_text_extract(mm, d->fd, &d->text);
+		store_sort_compute(mm, &d->sort);
+		d->sort_ok = true;
+	}
 	mime_message_free(&mm);
 	return 0;
 }

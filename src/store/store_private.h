@@ -81,6 +81,12 @@ struct store_text {
 void store_text_extract(const struct mime_message *msg, int fd, struct store_text *t);
 void store_text_deinit(struct store_text *t);
 
+/* store_sort.c */
+/* The SORT/THREAD fields of a parsed message, and their row (message_sort)
+ * for messages.id message_id. */
+void store_sort_compute(const struct mime_message *msg, struct store_sort_fields *f);
+int store_sort_insert(sqlite3 *db, int64_t message_id, const struct store_sort_fields *f);
+
 /* store.c */
 int store_db_open(struct store *s, sqlite3 **db_r, bool readonly, char **error_r);
 /* Runs SQL with no result rows; on error sets *error_r. */
@@ -109,6 +115,6 @@ void store_mailbox_touch(int64_t mailbox_id);
 int store_sync_dir(struct store *s, const char *dir);
 void store_writer_submit(struct store *s, struct store_job *job);
 
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 #endif
