@@ -472,7 +472,7 @@ void net_listen_stop(struct loop *loop UNUSED)
 	nl->listener_count = 0;
 }
 
-void net_close_all(struct loop *loop UNUSED)
+void net_close_all(struct loop *loop)
 {
 	struct net_loop *nl = tl_net;
 	if (nl == NULL)
@@ -481,6 +481,11 @@ void net_close_all(struct loop *loop UNUSED)
 		conn_destroy(nl->conns, CONN_CLOSE_SHUTDOWN);
 	free(nl);
 	tl_net = NULL;
+	/* A freed bufferevent that still had a deferred callback queued (a
+	 * TLS one, typically) is only released when that callback runs: let
+	 * the loop run what is ready, twice (the release itself is deferred). */
+	for (int i = 0; i < 2; i++)
+		event_base_loop(loop_base(loop), EVLOOP_NONBLOCK);
 }
 
 struct evbuffer *conn_input(struct conn *c)
