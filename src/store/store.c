@@ -549,6 +549,52 @@ int store_split_address(const char *address, char **local_r, char **domain_r,
 	return 0;
 }
 
+int store_release_messages(sqlite3 *db, const int64_t *mids, size_t n,
+			   struct store_unlinks *u)
+{
+	sqlite3_stmt *refs = NULL, *del = NULL;
+	int r = -1;
+	if (sqlite3_prepare_v2(db, "SELECT body FROM messages m WHERE id = ? AND"
+			       " NOT EXISTS (SELECT 1 FROM mail WHERE message_id = m.id) AND"
+			       " NOT EXISTS (SELECT 1 FROM queue WHERE message_id = m.id)",
+			       -1, &refs, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "DELETE FROM messages WHERE id = ?", -1, &del, NULL) != SQLITE_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(refs);
+		sqlite3_bind_int64(refs, 1, mids[i]);
+		int rc = sqlite3_step(refs);
+		if (rc == SQLITE_DONE)
+			continue;	/* still held, or gone already */
+		if (rc != SQLITE_ROW)
+			goto out;
+		u->paths = xrealloc(u->paths, (u->count + 1) * sizeof(*u->paths));
+		u->paths[u->count++] = xstrdup((const char *)sqlite3_column_text(refs, 0));
+		sqlite3_reset(del);
+		sqlite3_bind_int64(del, 1, mids[i]);
+		if (sqlite3_step(del) != SQLITE_DONE)
+			goto out;
+	}
+	r = 0;
+out:
+	sqlite3_finalize(refs);
+	sqlite3_finalize(del);
+	return r;
+}
+
+void store_unlinks_finish(struct store *s, struct store_unlinks *u, int result)
+{
+	for (size_t i = 0; i < u->count; i++) {
+		if (result == 0 && unlinkat(s->data_dir_fd, u->paths[i], 0) < 0 && errno != ENOENT)
+			log_warn("event=body_unlink_failed file=%s error=\"%s\"", u->paths[i],
+				 strerror(errno));
+		free(u->paths[i]);
+	}
+	free(u->paths);
+	u->paths = NULL;
+	u->count = 0;
+}
+
 int store_gc_bodies(struct store *s, sqlite3 *db, char **error_r)
 {
 	sqlite3_stmt *sel = NULL, *del = NULL;

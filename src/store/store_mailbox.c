@@ -127,8 +127,7 @@ struct expunge_job {
 	int64_t mailbox_id;
 	uint32_t *uids;
 	size_t count;
-	char **unlink;		/* bodies to remove once committed */
-	size_t unlink_count;
+	struct store_unlinks unlinks;
 	struct loop *loop;
 	store_done_fn *done;
 	void *arg;
@@ -138,8 +137,7 @@ struct expunge_job {
 static int expunge_apply(struct store_job *job, sqlite3 *db)
 {
 	struct expunge_job *e = (struct expunge_job *)job;
-	sqlite3_stmt *sel = NULL, *del = NULL, *tomb = NULL, *refs = NULL, *msgdel = NULL,
-		     *bump = NULL;
+	sqlite3_stmt *sel = NULL, *del = NULL, *tomb = NULL, *bump = NULL;
 	int64_t *mids = NULL;
 	size_t nmids = 0;
 	int r = -1;
@@ -150,12 +148,7 @@ static int expunge_apply(struct store_job *job, sqlite3 *db)
 	    sqlite3_prepare_v2(db, "UPDATE mailboxes SET highestmodseq = highestmodseq + 1"
 			       " WHERE id = ? RETURNING highestmodseq", -1, &bump, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
-			       " VALUES (?, ?, ?)", -1, &tomb, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT body FROM messages m WHERE id = ? AND"
-			       " NOT EXISTS (SELECT 1 FROM mail WHERE message_id = m.id) AND"
-			       " NOT EXISTS (SELECT 1 FROM queue WHERE message_id = m.id)",
-			       -1, &refs, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "DELETE FROM messages WHERE id = ?", -1, &msgdel, NULL) != SQLITE_OK)
+			       " VALUES (?, ?, ?)", -1, &tomb, NULL) != SQLITE_OK)
 		goto out;
 
 	/* RFC 7162 3.2.10: one new mod-sequence for this whole expunge. */
@@ -189,36 +182,15 @@ static int expunge_apply(struct store_job *job, sqlite3 *db)
 			goto out;
 	}
 	/* Bodies nobody else holds go too (after the commit, in finish). */
-	for (size_t i = 0; i < nmids; i++) {
-		sqlite3_reset(refs);
-		sqlite3_bind_int64(refs, 1, mids[i]);
-		int rc = sqlite3_step(refs);
-		if (rc == SQLITE_DONE)
-			continue;
-		if (rc != SQLITE_ROW)
-			goto out;
-		e->unlink = xrealloc(e->unlink, (e->unlink_count + 1) * sizeof(*e->unlink));
-		e->unlink[e->unlink_count++] = xstrdup((const char *)sqlite3_column_text(refs, 0));
-		sqlite3_reset(msgdel);
-		sqlite3_bind_int64(msgdel, 1, mids[i]);
-		if (sqlite3_step(msgdel) != SQLITE_DONE)
-			goto out;
-	}
-	r = 0;
+	r = store_release_messages(db, mids, nmids, &e->unlinks);
 out:
-	if (r < 0) {
+	if (r < 0)
 		log_error("event=expunge_failed mailbox_id=%lld error=\"%s\"",
 			  (long long)e->mailbox_id, sqlite3_errmsg(db));
-		for (size_t i = 0; i < e->unlink_count; i++)
-			free(e->unlink[i]);
-		e->unlink_count = 0;
-	}
 	free(mids);
 	sqlite3_finalize(sel);
 	sqlite3_finalize(del);
 	sqlite3_finalize(tomb);
-	sqlite3_finalize(refs);
-	sqlite3_finalize(msgdel);
 	sqlite3_finalize(bump);
 	return r;
 }
@@ -228,9 +200,6 @@ static void expunge_done(void *arg)
 	struct expunge_job *e = arg;
 	if (e->done)
 		e->done(e->arg, e->result);
-	for (size_t i = 0; i < e->unlink_count; i++)
-		free(e->unlink[i]);
-	free(e->unlink);
 	free(e->uids);
 	free(e);
 }
@@ -240,11 +209,7 @@ static void expunge_finish(struct store_job *job, int result)
 	struct expunge_job *e = (struct expunge_job *)job;
 	e->result = result;
 	store_mailbox_touch(e->mailbox_id);
-	for (size_t i = 0; result == 0 && i < e->unlink_count; i++) {
-		if (unlinkat(e->store->data_dir_fd, e->unlink[i], 0) < 0 && errno != ENOENT)
-			log_warn("event=body_unlink_failed file=%s error=\"%s\"", e->unlink[i],
-				 strerror(errno));
-	}
+	store_unlinks_finish(e->store, &e->unlinks, result);
 	loop_post(e->loop, expunge_done, e);
 }
 

@@ -27,8 +27,7 @@ struct manage_job {
 	size_t done_count;
 	uint32_t uidvalidity;
 	int status;		/* STORE_* decided inside apply */
-	char **unlink;
-	size_t unlink_count;
+	struct store_unlinks unlinks;
 	int64_t touched[2];
 	struct loop *loop;
 	store_done_fn *done;
@@ -125,38 +124,6 @@ static int create_mailbox(sqlite3 *db, int64_t account, const char *name, int64_
 	return 0;
 }
 
-/* Messages of a mailbox that nobody else holds: their rows go now, their
- * files after the commit. Call after the mailbox's mail rows are gone. */
-static int collect_unreferenced(sqlite3 *db, struct manage_job *j, const int64_t *mids,
-				size_t n)
-{
-	sqlite3_stmt *refs = prep(db, "SELECT body FROM messages m WHERE id = ? AND"
-				  " NOT EXISTS (SELECT 1 FROM mail WHERE message_id = m.id) AND"
-				  " NOT EXISTS (SELECT 1 FROM queue WHERE message_id = m.id)");
-	sqlite3_stmt *del = prep(db, "DELETE FROM messages WHERE id = ?");
-	int r = refs && del ? 0 : -1;
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		sqlite3_reset(refs);
-		sqlite3_bind_int64(refs, 1, mids[i]);
-		int rc = sqlite3_step(refs);
-		if (rc == SQLITE_DONE)
-			continue;
-		if (rc != SQLITE_ROW) {
-			r = -1;
-			break;
-		}
-		j->unlink = xrealloc(j->unlink, (j->unlink_count + 1) * sizeof(*j->unlink));
-		j->unlink[j->unlink_count++] = xstrdup((const char *)sqlite3_column_text(refs, 0));
-		sqlite3_reset(del);
-		sqlite3_bind_int64(del, 1, mids[i]);
-		if (sqlite3_step(del) != SQLITE_DONE)
-			r = -1;
-	}
-	sqlite3_finalize(refs);
-	sqlite3_finalize(del);
-	return r;
-}
-
 static int op_delete(sqlite3 *db, struct manage_job *j)
 {
 	if (strcmp(j->name, "INBOX") == 0) {
@@ -184,7 +151,7 @@ static int op_delete(sqlite3 *db, struct manage_job *j)
 	if (r == 0)
 		r = exec_bind1(db, "DELETE FROM mailboxes WHERE id = ?", id);
 	if (r == 0)
-		r = collect_unreferenced(db, j, mids, n);
+		r = store_release_messages(db, mids, n, &j->unlinks);
 	free(mids);
 	return r;
 }
@@ -385,9 +352,6 @@ static int manage_apply(struct store_job *job, sqlite3 *db)
 	}
 	if (r < 0) {
 		log_error("event=mailbox_change_failed op=%d error=\"%s\"", (int)j->op, sqlite3_errmsg(db));
-		for (size_t i = 0; i < j->unlink_count; i++)
-			free(j->unlink[i]);
-		j->unlink_count = 0;
 		j->done_count = 0;
 	}
 	return r;
@@ -402,9 +366,6 @@ static void manage_done(void *arg)
 			     result == STORE_OK ? j->done_count : 0);
 	else if (j->done)
 		j->done(j->arg, result);
-	for (size_t i = 0; i < j->unlink_count; i++)
-		free(j->unlink[i]);
-	free(j->unlink);
 	free(j->name);
 	free(j->new_name);
 	free(j->uids);
@@ -417,12 +378,8 @@ static void manage_finish(struct store_job *job, int result)
 {
 	struct manage_job *j = (struct manage_job *)job;
 	j->result = result;
+	store_unlinks_finish(j->store, &j->unlinks, result);
 	if (result == 0) {
-		for (size_t i = 0; i < j->unlink_count; i++) {
-			if (unlinkat(j->store->data_dir_fd, j->unlink[i], 0) < 0 && errno != ENOENT)
-				log_warn("event=body_unlink_failed file=%s error=\"%s\"", j->unlink[i],
-					 strerror(errno));
-		}
 		for (int i = 0; i < 2; i++) {
 			if (j->touched[i])
 				store_mailbox_touch(j->touched[i]);

@@ -97,11 +97,11 @@ int store_message_mime(struct store_reader *r, int64_t message_id, struct store_
 	return result;
 }
 
-int store_msg_mime_parse(struct store *s, const struct store_msg *msg, struct store_mime *m)
+struct mime_message *store_msg_parse(struct store *s, const struct store_msg *msg)
 {
 	int fd = store_msg_open(s, msg);
 	if (fd < 0)
-		return -1;
+		return NULL;
 	struct mime_parser *p = mime_parser_new(NULL);
 	char chunk[65536];
 	ssize_t n;
@@ -112,10 +112,18 @@ int store_msg_mime_parse(struct store *s, const struct store_msg *msg, struct st
 	if (n < 0) {
 		mime_parser_free(&p);
 		errno = err;
-		return -1;
+		return NULL;
 	}
 	struct mime_message *mm;
 	mime_parser_finish(&p, &mm);
+	return mm;
+}
+
+int store_msg_mime_parse(struct store *s, const struct store_msg *msg, struct store_mime *m)
+{
+	struct mime_message *mm = store_msg_parse(s, msg);
+	if (mm == NULL)
+		return -1;
 	int r = store_mime_compute(mm, m);
 	mime_message_free(&mm);
 	if (r < 0)

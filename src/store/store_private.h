@@ -62,6 +62,9 @@ struct store_job {
 
 /* store_mime.c */
 struct mime_message;
+/* Parses the body file of a message (without its prefix): for rows stored
+ * before a cached value existed. NULL with errno when it cannot be read. */
+struct mime_message *store_msg_parse(struct store *s, const struct store_msg *msg);
 /* Fills m from a parsed message. Returns 0, or -1 when a value outgrew
  * its limit (a hostile message: the row then keeps NULL, and FETCH parses
  * again and fails the same way). */
@@ -99,6 +102,21 @@ int store_split_address(const char *address, char **local_r, char **domain_r,
 char *store_body_path(const char *bucket, const char *queue_id);
 /* A new unique id (time + counter), 16 hex digits. */
 void store_new_id(struct store *s, char out[17]);
+/* Body files to remove once the transaction that dropped their rows is
+ * committed (a failed commit must leave every file its rows name). */
+struct store_unlinks {
+	char **paths;
+	size_t count;
+};
+/* Inside a writer transaction, after mail or queue rows went: of the
+ * messages mids, those no mail or queue row holds any more lose their
+ * messages row, and their body files are noted in u. Returns 0 or -1. */
+int store_release_messages(sqlite3 *db, const int64_t *mids, size_t n,
+			   struct store_unlinks *u);
+/* In a job's finish: unlinks the noted files when result is 0, and frees
+ * the list either way. */
+void store_unlinks_finish(struct store *s, struct store_unlinks *u, int result);
+
 /* Removes body files no longer referenced by any mailbox entry or queue
  * row. Call inside or after a transaction that dropped references. */
 int store_gc_bodies(struct store *s, sqlite3 *db, char **error_r);

@@ -103,8 +103,7 @@ struct queue_job {
 	struct store *store;
 	struct store_queue_update *u;
 	size_t count;
-	char **unlink;
-	size_t unlink_count;
+	struct store_unlinks unlinks;
 	struct loop *loop;
 	store_done_fn *done;
 	void *arg;
@@ -114,18 +113,15 @@ struct queue_job {
 static int queue_apply(struct store_job *job, sqlite3 *db)
 {
 	struct queue_job *q = (struct queue_job *)job;
-	sqlite3_stmt *del = NULL, *upd = NULL, *refs = NULL, *msgdel = NULL;
+	sqlite3_stmt *del = NULL, *upd = NULL;
+	int64_t *mids = NULL;
+	size_t nmids = 0;
 	int r = -1;
 	if (sqlite3_prepare_v2(db, "DELETE FROM queue WHERE id = ? RETURNING message_id",
 			       -1, &del, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "UPDATE queue SET attempts = attempts + 1, next_attempt = ?,"
 			       " last_error = ?, delay_notified = max(delay_notified, ?)"
-			       " WHERE id = ?", -1, &upd, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT body FROM messages m WHERE id = ? AND"
-			       " NOT EXISTS (SELECT 1 FROM mail WHERE message_id = m.id) AND"
-			       " NOT EXISTS (SELECT 1 FROM queue WHERE message_id = m.id)",
-			       -1, &refs, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "DELETE FROM messages WHERE id = ?", -1, &msgdel, NULL) != SQLITE_OK)
+			       " WHERE id = ?", -1, &upd, NULL) != SQLITE_OK)
 		goto out;
 	for (size_t i = 0; i < q->count; i++) {
 		const struct store_queue_update *u = &q->u[i];
@@ -146,37 +142,20 @@ static int queue_apply(struct store_job *job, sqlite3 *db)
 			continue;	/* gone already (yubin queue delete) */
 		if (rc != SQLITE_ROW)
 			goto out;
-		int64_t mid = sqlite3_column_int64(del, 0);
+		mids = xrealloc(mids, (nmids + 1) * sizeof(*mids));
+		mids[nmids++] = sqlite3_column_int64(del, 0);
 		while ((rc = sqlite3_step(del)) == SQLITE_ROW)
 			;
 		if (rc != SQLITE_DONE)
 			goto out;
-		sqlite3_reset(refs);
-		sqlite3_bind_int64(refs, 1, mid);
-		rc = sqlite3_step(refs);
-		if (rc == SQLITE_ROW) {
-			q->unlink = xrealloc(q->unlink, (q->unlink_count + 1) * sizeof(*q->unlink));
-			q->unlink[q->unlink_count++] = xstrdup((const char *)sqlite3_column_text(refs, 0));
-			sqlite3_reset(msgdel);
-			sqlite3_bind_int64(msgdel, 1, mid);
-			if (sqlite3_step(msgdel) != SQLITE_DONE)
-				goto out;
-		} else if (rc != SQLITE_DONE) {
-			goto out;
-		}
 	}
-	r = 0;
+	r = store_release_messages(db, mids, nmids, &q->unlinks);
 out:
-	if (r < 0) {
+	if (r < 0)
 		log_error("event=queue_update_failed error=\"%s\"", sqlite3_errmsg(db));
-		for (size_t i = 0; i < q->unlink_count; i++)
-			free(q->unlink[i]);
-		q->unlink_count = 0;
-	}
+	free(mids);
 	sqlite3_finalize(del);
 	sqlite3_finalize(upd);
-	sqlite3_finalize(refs);
-	sqlite3_finalize(msgdel);
 	return r;
 }
 
@@ -185,9 +164,6 @@ static void queue_done(void *arg)
 	struct queue_job *q = arg;
 	if (q->done)
 		q->done(q->arg, q->result);
-	for (size_t i = 0; i < q->unlink_count; i++)
-		free(q->unlink[i]);
-	free(q->unlink);
 	for (size_t i = 0; i < q->count; i++)
 		free(q->u[i].error);
 	free(q->u);
@@ -198,11 +174,7 @@ static void queue_finish(struct store_job *job, int result)
 {
 	struct queue_job *q = (struct queue_job *)job;
 	q->result = result;
-	for (size_t i = 0; result == 0 && i < q->unlink_count; i++) {
-		if (unlinkat(q->store->data_dir_fd, q->unlink[i], 0) < 0 && errno != ENOENT)
-			log_warn("event=body_unlink_failed file=%s error=\"%s\"", q->unlink[i],
-				 strerror(errno));
-	}
+	store_unlinks_finish(q->store, &q->unlinks, result);
 	loop_post(q->loop, queue_done, q);
 }
 

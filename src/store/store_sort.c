@@ -276,21 +276,9 @@ static char *col_text(sqlite3_stmt *st, int i)
 /* A message stored before message_sort existed: parsed from its file. */
 static int parse_file(struct store *s, const struct store_msg *m, struct store_sort_fields *f)
 {
-	int fd = store_msg_open(s, m);
-	if (fd < 0)
+	struct mime_message *mm = store_msg_parse(s, m);
+	if (mm == NULL)
 		return -1;
-	struct mime_parser *p = mime_parser_new(NULL);
-	char chunk[65536];
-	ssize_t n;
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-		mime_parser_feed(p, chunk, (size_t)n);
-	close(fd);
-	if (n < 0) {
-		mime_parser_free(&p);
-		return -1;
-	}
-	struct mime_message *mm;
-	mime_parser_finish(&p, &mm);
 	store_sort_compute(mm, f);
 	mime_message_free(&mm);
 	return 0;
