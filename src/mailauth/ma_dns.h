@@ -41,6 +41,12 @@ enum ma_dns_status {
 				 * (a name that cannot be asked, FORMERR, REFUSED) */
 };
 
+/* What a step function returns: finished, or stopped on *q_r. */
+enum ma_step {
+	MA_STEP_DONE,
+	MA_STEP_QUERY,
+};
+
 struct ma_query {
 	enum ma_dns_type type;
 	/* Lower case, no final dot. For PTR: the reverse name
