@@ -1748,17 +1748,20 @@ static void store_done(void *arg, int result)
 				imap_reply_flags(s, i);
 				continue;
 			}
-			if (!s->condstore || i >= before)
+			if (i >= before)
 				continue;
-			/* .SILENT with CONDSTORE: the new MODSEQ of what this STORE
-			 * changed (3.1.3, example 14); the flags too when another
-			 * session changed the message since the client last heard. */
+			/* .SILENT: nothing for what only this STORE changed, but for
+			 * CONDSTORE's new MODSEQ (3.1.3, example 14). When another
+			 * session changed the message since the client last heard,
+			 * the flags it holds are not what it asked for plus what it
+			 * knew: they are sent (RFC 9051 7.5.1), CONDSTORE or not. */
 			size_t k = uid_index(res->updated, res->updated_count, uid);
 			if (k != (size_t)-1 && v->msgs[i].modseq == res->modseq &&
-			    res->prior[k] == old[i])
-				imap_reply(s, "* %zu FETCH (UID %u MODSEQ (%llu))", i + 1, uid,
-					   (unsigned long long)res->modseq);
-			else if (v->msgs[i].modseq != old[i])
+			    res->prior[k] == old[i]) {
+				if (s->condstore)
+					imap_reply(s, "* %zu FETCH (UID %u MODSEQ (%llu))", i + 1,
+						   uid, (unsigned long long)res->modseq);
+			} else if (v->msgs[i].modseq != old[i])
 				imap_reply_flags(s, i);
 			else if (s->store_conditional)
 				/* 3.1.3: a conditional STORE answers every message

@@ -343,3 +343,20 @@ def test_idle_reports_nothing_from_own_idle_and_other_mailbox(mailbox):
     imaptest.deliver(mailbox.server, yubintest.make_msg("other user"), rcpt=imaptest.USER)
     assert b.nothing_pending(1.5)
     stop_idle(b)
+
+
+def test_silent_store_reports_a_concurrent_change_without_condstore(mailbox):
+    """RFC 9051 7.5.1: B's .SILENT STORE on a message whose flags A changed
+    since B last heard: B is told the flags the message has now (its own
+    change and A's), or it would believe them to be its own change only."""
+    mailbox.fill(2)
+    a = mailbox.session()
+    b = mailbox.session()
+    a.ok("STORE 1 +FLAGS.SILENT (\\Flagged)")
+    r = b.ok("STORE 1 +FLAGS.SILENT (\\Seen)")
+    f = [(n, sorted(x["FLAGS"])) for n, x in r.fetches()]
+    assert f == [(1, ["\\Flagged", "\\Seen"])], r
+    # Told once; and a .SILENT STORE nobody raced stays silent.
+    assert b.ok("NOOP").fetches() == []
+    r = b.ok("STORE 2 +FLAGS.SILENT (\\Seen)")
+    assert r.fetches() == [], r
