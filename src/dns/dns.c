@@ -63,11 +63,15 @@ struct dns_lookup {
 	struct resolver *res;
 	struct dns_lookup *prev, *next;
 	bool is_mx;
+	bool is_rr;		/* dns_query() */
 	bool cancelled;
 	int pending;		/* c-ares queries not yet reported */
 	char name[DNS_NAME_MAX + 1];
 	dns_mx_cb *mx_cb;
 	dns_addr_cb *addr_cb;
+	dns_rr_cb *rr_cb;
+	enum dns_rr_type rr_type;
+	struct dns_rr_set *rrs;	/* dns_query(): its answer */
 	void *ctx;
 	struct event *done;	/* made active once the result is complete */
 	enum dns_status early;	/* DNS_BADNAME before any query, else DNS_OK */
@@ -298,12 +302,21 @@ static void lookup_unlink(struct dns_lookup *l)
 	l->prev = l->next = NULL;
 }
 
+static void lookup_release(struct dns_lookup *l)
+{
+	event_free(l->done);
+	dns_mx_set_free(&l->mx);
+	if (l->rrs != NULL) {
+		dns_rr_set_free(l->rrs);
+		free(l->rrs);
+	}
+	free(l);
+}
+
 static void lookup_free(struct dns_lookup *l)
 {
 	lookup_unlink(l);
-	event_free(l->done);
-	dns_mx_set_free(&l->mx);
-	free(l);
+	lookup_release(l);
 }
 
 void dns_thread_deinit(void)
@@ -339,7 +352,25 @@ static void on_done(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
 {
 	struct dns_lookup *l = arg;
 	lookup_unlink(l);
-	if (l->is_mx) {
+	if (l->is_rr) {
+		struct dns_rr_result r = {
+			.status = l->rrs->status,
+			.name = l->name,
+			.type = l->rr_type,
+			.count = l->rrs->count,
+			.rr = l->rrs->rr,
+			.truncated = l->rrs->truncated,
+			.detail = l->rrs->detail ? l->rrs->detail : "",
+		};
+		if (l->early != DNS_OK) {
+			r.status = l->early;
+			r.count = 0;
+			r.detail = "bad domain name";
+		}
+		log_debug("event=dns_query name=%s type=%d status=%s count=%zu detail=\"%s\"",
+			  l->name, (int)l->rr_type, dns_status_name(r.status), r.count, r.detail);
+		l->rr_cb(&r, l->ctx);
+	} else if (l->is_mx) {
 		struct dns_mx_result r = {
 			.status = l->mx.status,
 			.domain = l->name,
@@ -368,12 +399,10 @@ static void on_done(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
 		l->addr_cb(&r, l->ctx);
 	}
 	/* l was unlinked: the callback could not reach it through the list. */
-	event_free(l->done);
-	dns_mx_set_free(&l->mx);
-	free(l);
+	lookup_release(l);
 }
 
-static struct dns_lookup *lookup_new(const char *name, bool is_mx)
+static struct dns_lookup *lookup_new(const char *name, bool is_mx, bool is_rr)
 {
 	struct resolver *res = tl_res;
 	if (res == NULL)
@@ -381,12 +410,15 @@ static struct dns_lookup *lookup_new(const char *name, bool is_mx)
 	struct dns_lookup *l = xcalloc(1, sizeof(*l));
 	l->res = res;
 	l->is_mx = is_mx;
+	l->is_rr = is_rr;
+	if (is_rr)
+		l->rrs = xcalloc(1, sizeof(*l->rrs));
 	l->done = event_new(res->base, -1, 0, on_done, l);
 	l->next = res->lookups;
 	if (res->lookups != NULL)
 		res->lookups->prev = l;
 	res->lookups = l;
-	if (dns_name_normalize(name, l->name) < 0) {
+	if ((is_rr ? dns_qname_normalize(name, l->name) : dns_name_normalize(name, l->name)) < 0) {
 		/* Reported from the loop like any other result. */
 		l->early = DNS_BADNAME;
 		snprintf(l->name, sizeof(l->name), "%.*s", DNS_NAME_MAX, name);
@@ -441,7 +473,7 @@ static void on_a_answer(void *arg, int status, int timeouts UNUSED, unsigned cha
 
 struct dns_lookup *dns_mx(const char *domain, dns_mx_cb *cb, void *ctx)
 {
-	struct dns_lookup *l = lookup_new(domain, true);
+	struct dns_lookup *l = lookup_new(domain, true, false);
 	l->mx_cb = cb;
 	l->ctx = ctx;
 	if (l->early != DNS_OK)
@@ -457,7 +489,7 @@ struct dns_lookup *dns_mx(const char *domain, dns_mx_cb *cb, void *ctx)
 
 struct dns_lookup *dns_addr(const char *host, dns_addr_cb *cb, void *ctx)
 {
-	struct dns_lookup *l = lookup_new(host, false);
+	struct dns_lookup *l = lookup_new(host, false, false);
 	l->addr_cb = cb;
 	l->ctx = ctx;
 	if (l->early != DNS_OK)
@@ -467,6 +499,32 @@ struct dns_lookup *dns_addr(const char *host, dns_addr_cb *cb, void *ctx)
 	l->pending = 2;
 	ares_query(res->channel, l->name, ns_c_in, ns_t_aaaa, on_aaaa_answer, l);
 	ares_query(res->channel, l->name, ns_c_in, ns_t_a, on_a_answer, l);
+	update_timer(res);
+	return l;
+}
+
+static void on_rr_answer(void *arg, int status, int timeouts UNUSED, unsigned char *abuf,
+			 int alen)
+{
+	struct dns_lookup *l = arg;
+	if (!query_finished(l))
+		return;
+	dns_rr_parse(l->name, l->rr_type, status, abuf, alen, l->rrs);
+	event_active(l->done, 0, 0);
+}
+
+struct dns_lookup *dns_query(const char *name, enum dns_rr_type type, dns_rr_cb *cb,
+			     void *ctx)
+{
+	struct dns_lookup *l = lookup_new(name, false, true);
+	l->rr_cb = cb;
+	l->rr_type = type;
+	l->ctx = ctx;
+	if (l->early != DNS_OK)
+		return l;
+	struct resolver *res = l->res;
+	l->pending = 1;
+	ares_query(res->channel, l->name, ns_c_in, (int)type, on_rr_answer, l);
 	update_timer(res);
 	return l;
 }

@@ -28,6 +28,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 struct loop;
@@ -124,6 +125,56 @@ typedef void dns_addr_cb(const struct dns_addr_result *result, void *ctx);
 struct dns_lookup *dns_mx(const char *domain, dns_mx_cb *cb, void *ctx);
 /* A and AAAA of host, both asked at once. */
 struct dns_lookup *dns_addr(const char *host, dns_addr_cb *cb, void *ctx);
+/* A raw query of one record type, for the mail-authentication checks
+ * (SPF, DKIM, DMARC; mailauth/ma_resolve.c): TXT, A, AAAA, MX or PTR. */
+enum dns_rr_type {
+	DNS_RR_A = 1,
+	DNS_RR_PTR = 12,
+	DNS_RR_MX = 15,
+	DNS_RR_TXT = 16,
+	DNS_RR_AAAA = 28,
+};
+
+#define DNS_RR_MAX 64		/* records kept from one answer, in its order */
+#define DNS_TXT_MAX 65535	/* one TXT record, its strings concatenated */
+
+struct dns_rr {
+	/* TXT: the record's character-strings concatenated, len bytes and a
+	 * NUL after them (a NUL inside is the caller's to refuse). MX, PTR:
+	 * the host name, lower case, no final dot (len is its length).
+	 * A/AAAA: text NULL, family and addr set. */
+	const char *text;
+	size_t len;
+	unsigned preference;	/* MX */
+	int family;		/* A: AF_INET, AAAA: AF_INET6 */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} addr;
+};
+
+struct dns_rr_result {
+	/* DNS_OK: count >= 1 records. DNS_NODATA: the name exists (or is an
+	 * alias) without a record of that type, DNS_NXDOMAIN: it does not,
+	 * DNS_BADNAME: the name cannot be asked, DNS_TEMPFAIL: no answer. */
+	enum dns_status status;
+	const char *name;	/* as asked, lower case, without a final dot */
+	enum dns_rr_type type;
+	size_t count;
+	const struct dns_rr *rr;
+	bool truncated;		/* more than DNS_RR_MAX records: the rest dropped */
+	const char *detail;
+};
+
+typedef void dns_rr_cb(const struct dns_rr_result *result, void *ctx);
+
+/* Records of type for name. A CNAME chain is followed as the recursive
+ * resolver returns it (the records of the chain's end are taken). name may
+ * hold any printable bytes but space in its labels (SPF's macros make
+ * such names, RFC 7208 7.3); labels of 1 to 63 bytes, 253 in all. */
+struct dns_lookup *dns_query(const char *name, enum dns_rr_type type, dns_rr_cb *cb,
+			     void *ctx);
+
 /* Forgets the lookup: its callback will not run, and ctx may be freed
  * right after. Sets *lookup to NULL; NULL is fine. */
 void dns_cancel(struct dns_lookup **lookup);

@@ -361,3 +361,251 @@ const char *dns_addr_text(const struct sockaddr_storage *addr, char *buf)
 	}
 	return buf;
 }
+
+/* ---- raw queries (mail authentication) ---- */
+
+int dns_qname_normalize(const char *name, char out[DNS_NAME_MAX + 1])
+{
+	size_t len = strlen(name), label = 0;
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (len == 0 || len > DNS_NAME_MAX)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c == '.') {
+			if (label == 0)
+				return -1;
+			label = 0;
+		} else if (c > ' ' && c < 0x7f && c != '\\') {
+			/* c-ares reads a backslash as an escape: refused, as are
+			 * spaces, controls and 8-bit bytes (RFC 7208 4.3 domains
+			 * are ASCII after the A-label conversion). */
+			if (c >= 'A' && c <= 'Z')
+				c = (unsigned char)(c | 0x20);
+			label++;
+		} else {
+			return -1;
+		}
+		if (label > 63)
+			return -1;
+		out[i] = (char)c;
+	}
+	if (label == 0)
+		return -1;
+	out[len] = '\0';
+	return 0;
+}
+
+static unsigned get16(const unsigned char *p)
+{
+	return (unsigned)p[0] << 8 | p[1];
+}
+
+/* One resource record of the answer section, its owner expanded. */
+struct wire_rr {
+	char *owner;		/* ares_malloc'd, lower case, no final dot */
+	unsigned type;
+	const unsigned char *rdata;
+	size_t rdlen;
+};
+
+static void lower_nodot(char *s)
+{
+	size_t n = strlen(s);
+	if (n > 0 && s[n - 1] == '.')
+		s[--n] = '\0';
+	for (; *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s | 0x20);
+}
+
+/* Reads the RR at *pos; returns 0 or -1 (malformed). */
+static int wire_rr_read(const unsigned char *abuf, int alen, size_t *pos, struct wire_rr *rr)
+{
+	char *owner = NULL;
+	long enclen = 0;
+	if (*pos >= (size_t)alen ||
+	    ares_expand_name(abuf + *pos, abuf, alen, &owner, &enclen) != ARES_SUCCESS)
+		return -1;
+	size_t p = *pos + (size_t)enclen;
+	if (p + 10 > (size_t)alen) {
+		ares_free_string(owner);
+		return -1;
+	}
+	rr->type = get16(abuf + p);
+	rr->rdlen = get16(abuf + p + 8);
+	p += 10;
+	if (p + rr->rdlen > (size_t)alen) {
+		ares_free_string(owner);
+		return -1;
+	}
+	rr->rdata = abuf + p;
+	lower_nodot(owner);
+	rr->owner = owner;
+	*pos = p + rr->rdlen;
+	return 0;
+}
+
+/* The name at rdata (possibly compressed, so relative to abuf). */
+static char *rdata_name(const unsigned char *abuf, int alen, const unsigned char *at,
+			const struct wire_rr *rr)
+{
+	char *name = NULL;
+	long enclen = 0;
+	if (at >= rr->rdata + rr->rdlen ||
+	    ares_expand_name(at, abuf, alen, &name, &enclen) != ARES_SUCCESS)
+		return NULL;
+	if (at + enclen > rr->rdata + rr->rdlen) {
+		ares_free_string(name);
+		return NULL;
+	}
+	lower_nodot(name);
+	return name;
+}
+
+/* Adds rr's data to the set; -1 if it is malformed. */
+static int rr_add(const unsigned char *abuf, int alen, enum dns_rr_type type,
+		  const struct wire_rr *rr, struct dns_rr_set *set)
+{
+	if (set->count >= DNS_RR_MAX) {
+		set->truncated = true;
+		return 0;
+	}
+	struct dns_rr *out = &set->rr[set->count];
+	memset(out, 0, sizeof(*out));
+	switch (type) {
+	case DNS_RR_A:
+		if (rr->rdlen != 4)
+			return -1;
+		out->family = AF_INET;
+		memcpy(&out->addr.v4, rr->rdata, 4);
+		break;
+	case DNS_RR_AAAA:
+		if (rr->rdlen != 16)
+			return -1;
+		out->family = AF_INET6;
+		memcpy(&out->addr.v6, rr->rdata, 16);
+		break;
+	case DNS_RR_TXT: {
+		/* RFC 1035 3.3.14: one or more <character-string>s. */
+		char *text = xmalloc(rr->rdlen + 1);
+		size_t n = 0;
+		for (size_t i = 0; i < rr->rdlen;) {
+			size_t l = rr->rdata[i++];
+			if (i + l > rr->rdlen) {
+				free(text);
+				return -1;
+			}
+			memcpy(text + n, rr->rdata + i, l);
+			n += l;
+			i += l;
+		}
+		text[n] = '\0';
+		out->text = text;
+		out->len = n;
+		break;
+	}
+	case DNS_RR_MX:
+	case DNS_RR_PTR: {
+		const unsigned char *at = rr->rdata;
+		if (type == DNS_RR_MX) {
+			if (rr->rdlen < 3)
+				return -1;
+			out->preference = get16(at);
+			at += 2;
+		}
+		char *name = rdata_name(abuf, alen, at, rr);
+		if (name == NULL)
+			return -1;
+		out->text = xstrdup(name);
+		out->len = strlen(name);
+		ares_free_string(name);
+		break;
+	}
+	}
+	set->count++;
+	return 0;
+}
+
+void dns_rr_parse(const char *name, enum dns_rr_type type, int ares_status,
+		  const unsigned char *abuf, int alen, struct dns_rr_set *set)
+{
+	memset(set, 0, sizeof(*set));
+	set->status = dns_status_from_ares(ares_status, &set->detail);
+	if (set->status != DNS_OK)
+		return;
+	if (abuf == NULL || alen < 12)
+		goto malformed;
+	unsigned qdcount = get16(abuf + 4), ancount = get16(abuf + 6);
+	size_t pos = 12;
+	for (unsigned i = 0; i < qdcount; i++) {
+		char *q = NULL;
+		long enclen = 0;
+		if (pos >= (size_t)alen ||
+		    ares_expand_name(abuf + pos, abuf, alen, &q, &enclen) != ARES_SUCCESS)
+			goto malformed;
+		ares_free_string(q);
+		pos += (size_t)enclen + 4;
+		if (pos > (size_t)alen)
+			goto malformed;
+	}
+	size_t answers = pos;
+
+	/* Follow the chain: a resolver lists it in order, but nothing says
+	 * it must, so each hop rescans the section. */
+	char current[DNS_NAME_MAX + 1];
+	snprintf(current, sizeof(current), "%s", name);
+	for (unsigned hop = 0; hop <= DNS_CNAME_HOPS; hop++) {
+		bool moved = false;
+		pos = answers;
+		for (unsigned i = 0; i < ancount && !moved; i++) {
+			struct wire_rr rr;
+			if (wire_rr_read(abuf, alen, &pos, &rr) < 0)
+				goto malformed;
+			if (rr.type == 5 /* CNAME */ && strcmp(rr.owner, current) == 0) {
+				char *target = rdata_name(abuf, alen, rr.rdata, &rr);
+				if (target == NULL || strlen(target) > DNS_NAME_MAX) {
+					if (target != NULL)
+						ares_free_string(target);
+					ares_free_string(rr.owner);
+					goto malformed;
+				}
+				snprintf(current, sizeof(current), "%s", target);
+				ares_free_string(target);
+				moved = true;
+			}
+			ares_free_string(rr.owner);
+		}
+		if (!moved)
+			break;
+	}
+	pos = answers;
+	for (unsigned i = 0; i < ancount; i++) {
+		struct wire_rr rr;
+		if (wire_rr_read(abuf, alen, &pos, &rr) < 0)
+			goto malformed;
+		int r = 0;
+		if (rr.type == (unsigned)type && strcmp(rr.owner, current) == 0)
+			r = rr_add(abuf, alen, type, &rr, set);
+		ares_free_string(rr.owner);
+		if (r < 0)
+			goto malformed;
+	}
+	if (set->count == 0) {
+		set->status = DNS_NODATA;
+		set->detail = "no such record";
+	}
+	return;
+malformed:
+	dns_rr_set_free(set);
+	set->status = dns_status_from_ares(ARES_EBADRESP, &set->detail);
+}
+
+void dns_rr_set_free(struct dns_rr_set *set)
+{
+	for (size_t i = 0; i < set->count; i++)
+		free((char *)set->rr[i].text);
+	set->count = 0;
+	set->truncated = false;
+}

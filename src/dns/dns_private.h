@@ -50,4 +50,28 @@ void dns_family_parse(int family, int ares_status, const unsigned char *abuf, in
 void dns_addr_merge(const struct dns_family *v6, const struct dns_family *v4,
 		    struct sockaddr_storage *addrs, struct dns_addr_result *res);
 
+/* A name for dns_query(): any printable byte but space in labels of 1 to
+ * 63, 253 in all; ASCII upper case made lower, a final dot dropped.
+ * Returns 0 or -1. */
+int dns_qname_normalize(const char *name, char out[DNS_NAME_MAX + 1]);
+
+/* The records of one answer, owned by the set. */
+struct dns_rr_set {
+	enum dns_status status;
+	size_t count;
+	struct dns_rr rr[DNS_RR_MAX];
+	bool truncated;
+	const char *detail;
+};
+
+/* The answer to "name type" (name normalized) with the query's c-ares
+ * status: the answer section read (names through ares_expand_name, so
+ * compression is handled), a CNAME chain from name followed (at most
+ * DNS_CNAME_HOPS), records of type owned by the chain's end kept. An
+ * answer that cannot be read is DNS_TEMPFAIL ("malformed answer"). */
+#define DNS_CNAME_HOPS 8
+void dns_rr_parse(const char *name, enum dns_rr_type type, int ares_status,
+		  const unsigned char *abuf, int alen, struct dns_rr_set *set_r);
+void dns_rr_set_free(struct dns_rr_set *set);
+
 #endif
