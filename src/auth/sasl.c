@@ -110,6 +110,16 @@ void base64_encode(const void *in, size_t len, struct buf *out)
 
 int base64_decode(const char *in, size_t len, struct buf *out)
 {
+	/* RFC 4648 4: the alphabet and "=" only. libsodium reads the input
+	 * through plain (signed) chars and took some 8-bit bytes for digits
+	 * ("\xd6" as "/", found by fuzz/fuzz_sasl.c), so the alphabet is
+	 * checked here first. */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '+' || c == '/' || c == '='))
+			return -1;
+	}
 	size_t max = len / 4 * 3 + 3, bin_len = 0;
 	unsigned char *tmp = xmalloc(max);
 	const char *end = NULL;

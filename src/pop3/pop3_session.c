@@ -36,12 +36,6 @@ enum pop3_state {
 	POP3_UPDATE = 1 << 2,	/* QUIT is applying the deletions */
 };
 
-/* RFC 2449 4: a command line is at most 255 octets, CRLF included. */
-#define POP3_LINE_MAX 255
-/* RFC 5034 4: SASL responses may be as long as the mechanism needs (and
- * an AUTH line with an initial response is taken up to the same size):
- * the base64 of the largest response we take, plus the command. */
-#define POP3_SASL_LINE_MAX ((SASL_RESPONSE_MAX + 2) / 3 * 4 + 64)
 /* Body bytes read per chunk of a RETR or TOP. */
 #define POP3_CHUNK (64 * 1024)
 /* The most of a header read to decide whether it needs UTF-8 mode. */
@@ -286,32 +280,12 @@ static bool refuse_cleartext(struct pop3_session *s)
 
 /* ---- arguments ---- */
 
-/* Splits arg into at most max words (separated by blanks). Returns the
- * count, or -1 when there are more. */
-static int split_args(char *arg, char **argv, int max)
-{
-	int n = 0;
-	char *p = arg;
-	for (;;) {
-		while (*p == ' ')
-			p++;
-		if (*p == '\0')
-			return n;
-		if (n == max)
-			return -1;
-		argv[n++] = p;
-		p += strcspn(p, " ");
-		if (*p)
-			*p++ = '\0';
-	}
-}
-
 /* A message number (RFC 1939 3: msg) of a message not marked as deleted.
  * Returns its index, or -1 after replying. */
 static long msg_index(struct pop3_session *s, const char *arg)
 {
 	uint64_t n;
-	if (str_to_u64(arg, &n) < 0 || strlen(arg) > 10) {
+	if (pop3_msg_number(arg, &n) < 0) {
 		err(s, "Invalid message number");
 		return -1;
 	}
@@ -648,7 +622,7 @@ static void cmd_stat(struct pop3_session *s, char *arg)
 static void cmd_list(struct pop3_session *s, char *arg)
 {
 	char *argv[1];
-	int argc = split_args(arg, argv, 1);
+	int argc = pop3_split_args(arg, argv, 1);
 	if (argc < 0) {
 		err(s, "Syntax: LIST [msg]");
 		return;
@@ -676,7 +650,7 @@ static void cmd_list(struct pop3_session *s, char *arg)
 static void cmd_uidl(struct pop3_session *s, char *arg)
 {
 	char *argv[1], id[32];
-	int argc = split_args(arg, argv, 1);
+	int argc = pop3_split_args(arg, argv, 1);
 	if (argc < 0) {
 		err(s, "Syntax: UIDL [msg]");
 		return;
@@ -706,7 +680,7 @@ static void cmd_uidl(struct pop3_session *s, char *arg)
 static void cmd_dele(struct pop3_session *s, char *arg)
 {
 	char *argv[1];
-	if (split_args(arg, argv, 1) != 1) {
+	if (pop3_split_args(arg, argv, 1) != 1) {
 		err(s, "Syntax: DELE msg");
 		return;
 	}
@@ -878,7 +852,7 @@ static void send_message(struct pop3_session *s, long i, bool top, uint64_t line
 static void cmd_retr(struct pop3_session *s, char *arg)
 {
 	char *argv[1];
-	if (split_args(arg, argv, 1) != 1) {
+	if (pop3_split_args(arg, argv, 1) != 1) {
 		err(s, "Syntax: RETR msg");
 		return;
 	}
@@ -891,7 +865,7 @@ static void cmd_top(struct pop3_session *s, char *arg)
 {
 	char *argv[2];
 	uint64_t lines;
-	if (split_args(arg, argv, 2) != 2) {
+	if (pop3_split_args(arg, argv, 2) != 2) {
 		err(s, "Syntax: TOP msg n");
 		return;
 	}
@@ -996,10 +970,8 @@ static const struct pop3_command commands[] = {
 
 static void run_command(struct pop3_session *s, char *line)
 {
-	char *arg = line + strcspn(line, " ");
-	size_t verb_len = (size_t)(arg - line);
-	if (*arg == ' ')
-		*arg++ = '\0';
+	size_t verb_len = strcspn(line, " ");
+	char *arg = pop3_line_split(line);
 	if (log_enabled(LOG_LEVEL_DEBUG))
 		log_debug("event=command session=%s verb=%.*s", conn_id(s->conn),
 			  (int)(verb_len > 8 ? 8 : verb_len), line);
@@ -1015,11 +987,8 @@ static void run_command(struct pop3_session *s, char *line)
 		/* Arguments are separated by single spaces (RFC 1939 3);
 		 * trailing blanks are forgiven, except in PASS, whose
 		 * argument is the rest of the line as it is. */
-		if (cmd->fn != cmd_pass) {
-			size_t n = strlen(arg);
-			while (n > 0 && arg[n - 1] == ' ')
-				arg[--n] = '\0';
-		}
+		if (cmd->fn != cmd_pass)
+			pop3_trim_blanks(arg);
 		cmd->fn(s, arg);
 		return;
 	}
@@ -1031,26 +1000,12 @@ static void run_command(struct pop3_session *s, char *line)
  * line (it is consumed). */
 static int read_line(struct pop3_session *s, struct evbuffer *in, char **line_r)
 {
-	/* SASL responses and AUTH lines may be long (RFC 5034 4). */
-	size_t max = POP3_LINE_MAX;
-	unsigned char head[5];
-	if (s->sasl != NULL ||
-	    (evbuffer_copyout(in, head, 5) == 5 && str_nieq((char *)head, "AUTH ", 5)))
-		max = POP3_SASL_LINE_MAX;
-	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
-	if (eol.pos < 0) {
-		size_t have = evbuffer_get_length(in);
-		if (have > max) {
-			/* Drop what we have; the rest goes when the line ends. */
-			evbuffer_drain(in, have);
-			s->discarding = true;
-		}
+	switch (pop3_line_read(in, s->sasl != NULL, &s->discarding, line_r)) {
+	case POP3_LINE_OK:
+		return 1;
+	case POP3_LINE_MORE:
 		return 0;
-	}
-	size_t len = (size_t)eol.pos;
-	if (s->discarding || len + 1 > max) {
-		evbuffer_drain(in, len + 1);
-		s->discarding = false;
+	case POP3_LINE_TOO_LONG:
 		if (s->sasl != NULL) {
 			auth_reset(s);
 			err(s, "Authentication response too long");
@@ -1058,22 +1013,13 @@ static int read_line(struct pop3_session *s, struct evbuffer *in, char **line_r)
 			err(s, "Line too long");
 		}
 		return -1;
+	case POP3_LINE_BAD:
+		break;
 	}
-	char *line = xmalloc(len + 1);
-	evbuffer_remove(in, line, len + 1);
-	line[len] = '\0';
-	if (len > 0 && line[len - 1] == '\r')
-		line[--len] = '\0';
-	if (memchr(line, '\0', len) != NULL || memchr(line, '\r', len) != NULL) {
-		mem_wipe(line, len);
-		free(line);
-		if (s->sasl != NULL)
-			auth_reset(s);
-		err(s, "Bad characters in command");
-		return -1;
-	}
-	*line_r = line;
-	return 1;
+	if (s->sasl != NULL)
+		auth_reset(s);
+	err(s, "Bad characters in command");
+	return -1;
 }
 
 static void on_read(struct conn *c)

@@ -171,11 +171,43 @@ static void test_base64(void)
 	buf_deinit(&b);
 }
 
+/* Found by fuzz/fuzz_sasl.c: libsodium's decoder reads a byte of the
+ * input through a plain (signed) char, so some 8-bit bytes decoded as
+ * base64 digits ("\xd6" as "/"). Every byte outside the RFC 4648 4
+ * alphabet must be refused, whatever its high bit. */
+static void test_base64_8bit_refused(void)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	CHECK_INT(base64_decode("AGEA/w==", 8, &b), 0);
+	for (unsigned c = 0x80; c <= 0xff; c++) {
+		char in[9] = "AGEA/w==";
+		in[4] = (char)c;
+		buf_reset(&b);
+		CHECK_INT(base64_decode(in, 8, &b), -1);
+		in[4] = 'x';
+		in[0] = (char)c;
+		buf_reset(&b);
+		CHECK_INT(base64_decode(in, 8, &b), -1);
+	}
+	for (unsigned c = 0; c < 0x80; c++) {
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '+' || c == '/')
+			continue;
+		char in[9] = "AGEA/w==";
+		in[4] = (char)c;
+		buf_reset(&b);
+		CHECK_INT(base64_decode(in, 8, &b), -1);
+	}
+	buf_deinit(&b);
+}
+
 int main(void)
 {
 	RUN(test_plain);
 	RUN(test_login);
 	RUN(test_scram_rfc7677);
 	RUN(test_base64);
+	RUN(test_base64_8bit_refused);
 	return test_done();
 }
