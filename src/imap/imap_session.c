@@ -1947,7 +1947,13 @@ static void copy_done(void *arg, int result, uint32_t uidvalidity, const uint32_
 			if (count > 0)
 				imap_reply(s, "* OK %s%s", code.data, "Moved");
 			imap_sync(s, true);
-			imap_tagged(s, "OK", "MOVE completed");
+			/* RFC 6851 4.4: with QRESYNC, a MOVE that took messages
+			 * out gives the new HIGHESTMODSEQ, as EXPUNGE does. */
+			if (count > 0 && s->qresync)
+				imap_tagged(s, "OK", "[HIGHESTMODSEQ %llu] MOVE completed",
+					    (unsigned long long)s->view.modseq);
+			else
+				imap_tagged(s, "OK", "MOVE completed");
 		} else {
 			imap_tagged(s, "OK", "%sCOPY completed", code.data ? code.data : "");
 		}

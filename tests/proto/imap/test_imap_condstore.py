@@ -433,6 +433,12 @@ def test_expunge_reports_vanished_with_qresync(mailbox):
     cur = mailbox.uids()
     r = a.ok("UID MOVE %d Other" % cur[0])
     assert untagged(r)[-1] == "* VANISHED %d" % cur[0]
+    # RFC 6851 4.4: with the mailbox's new HIGHESTMODSEQ
+    hms = status_hms(mailbox.session())
+    assert r.text == "OK [HIGHESTMODSEQ %d] MOVE completed" % hms
+    # nothing moved: nothing to tell
+    r = a.ok("UID MOVE %d Other" % cur[0])
+    assert untagged(r) == [] and r.text == "OK MOVE completed"
 
 
 def test_silent_store_with_condstore(mailbox):
