@@ -41,6 +41,7 @@ struct dkim_sig {
 	EVP_MD_CTX *bmd;
 	struct dkim_body body;
 	bool unsigned_tail;	/* l= shorter than the body */
+	const char *body_error;	/* the body hash did not match: why */
 	char qname[MA_NAME_MAX + 1];
 };
 
@@ -492,14 +493,12 @@ void dkim_verify_end(struct dkim_verify *v)
 		unsigned int bh_len = 0;
 		dkim_body_end(&s->body);
 		EVP_DigestFinal_ex(s->bmd, bh, &bh_len);
-		if (s->body.limited && s->body.canon_len < s->body.limit) {
-			sig_finish(s, DKIM_FAIL, "l= is longer than the body");
-			continue;
-		}
-		if (bh_len != sizeof(s->bh) || CRYPTO_memcmp(bh, s->bh, sizeof(s->bh)) != 0) {
-			sig_finish(s, DKIM_FAIL, "body hash did not verify");
-			continue;
-		}
+		/* The verdict waits for the key: a bad or missing key is a
+		 * permerror even when the body changed (6.1.2 before 6.1.3). */
+		if (s->body.limited && s->body.canon_len < s->body.limit)
+			s->body_error = "l= is longer than the body";
+		else if (bh_len != sizeof(s->bh) || CRYPTO_memcmp(bh, s->bh, sizeof(s->bh)) != 0)
+			s->body_error = "body hash did not verify";
 		s->unsigned_tail = s->body.limited && s->body.canon_len > s->body.limit;
 	}
 	buf_deinit(&v->header);
@@ -683,6 +682,11 @@ static void sig_answer(struct dkim_sig *s, const struct ma_answer *a)
 	if (k.strict && s->i_domain != NULL && strcmp(s->i_domain, s->d) != 0) {
 		EVP_PKEY_free(k.pkey);
 		sig_finish(s, DKIM_PERMERROR, "key t=s and i= is a subdomain of d=");
+		return;
+	}
+	if (s->body_error != NULL) {
+		EVP_PKEY_free(k.pkey);
+		sig_finish(s, DKIM_FAIL, s->body_error);
 		return;
 	}
 	bool ok = sig_crypto_ok(s, k.pkey);

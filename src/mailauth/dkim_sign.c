@@ -335,6 +335,10 @@ static void fold_append(struct buf *b, size_t *col, const char *s)
 	if (*col + n > 78 && *col > 1) {
 		(void)buf_append(b, "\r\n\t", 3);
 		*col = 1;
+		if (*s == ' ') {
+			s++;
+			n--;
+		}
 	}
 	(void)buf_append(b, s, n);
 	*col += n;
