@@ -49,4 +49,9 @@ int cli_queue_bounce(struct cli *c);
 int cli_dns_mx(struct cli *c);
 int cli_dns_addr(struct cli *c);
 
+/* yubin dkim keygen|sign|verify (cli_dkim.c) */
+int cli_dkim_keygen(struct cli *c);
+int cli_dkim_sign(struct cli *c);
+int cli_dkim_verify(struct cli *c);
+
 #endif

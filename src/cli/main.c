@@ -64,6 +64,10 @@ static const struct cli_command commands[] = {
 	{ "queue bounce", "ID [RECIPIENT]", 1, 2, CLI_STORE, cli_queue_bounce },
 	{ "dns mx", "DOMAIN", 1, 1, 0, cli_dns_mx },
 	{ "dns addr", "HOST", 1, 1, 0, cli_dns_addr },
+	{ "dkim keygen", "DOMAIN [--selector S] [--algorithm rsa|ed25519] [--bits N]", 1, 7,
+	  CLI_STORE, cli_dkim_keygen },
+	{ "dkim sign", "KEYFILE MESSAGE", 2, 2, 0, cli_dkim_sign },
+	{ "dkim verify", "MESSAGE --dns FILE [--now SECONDS]", 3, 5, 0, cli_dkim_verify },
 };
 
 static void usage_line(const struct cli_command *cmd, const char *lead)

@@ -547,6 +547,16 @@ static void key_parse(const struct dkim_sig *s, const char *text, size_t len,
 		k->reason = "key h= does not allow sha256";
 		return;
 	}
+	/* 6.1.2 step 6: "If the public-key data (the "p=" tag) is empty,
+	 * then this key has been revoked", before the key type (step 7) */
+	if (tp == NULL) {
+		k->reason = "key record has no p=";
+		return;
+	}
+	if (tp->value_len == 0) {
+		k->reason = "key revoked";
+		return;
+	}
 	enum dkim_alg kalg = DKIM_ALG_RSA_SHA256;
 	if (tk != NULL) {
 		if (tag_is(tk, "rsa"))
@@ -570,14 +580,6 @@ static void key_parse(const struct dkim_sig *s, const char *text, size_t len,
 	if (tt != NULL) {
 		k->testing = list_has(tt->value, tt->value_len, "y");
 		k->strict = list_has(tt->value, tt->value_len, "s");
-	}
-	if (tp == NULL) {
-		k->reason = "key record has no p=";
-		return;
-	}
-	if (tp->value_len == 0) {
-		k->reason = "key revoked";
-		return;
 	}
 	unsigned char der[DKIM_MAX_KEY_BYTES];
 	int n = dkim_b64_decode(tp->value, tp->value_len, der, sizeof(der));
