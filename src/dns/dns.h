@@ -170,8 +170,9 @@ typedef void dns_rr_cb(const struct dns_rr_result *result, void *ctx);
 
 /* Records of type for name. A CNAME chain is followed as the recursive
  * resolver returns it (the records of the chain's end are taken). name may
- * hold any printable bytes but space in its labels (SPF's macros make
- * such names, RFC 7208 7.3); labels of 1 to 63 bytes, 253 in all. */
+ * hold any printable ASCII byte but a backslash in its labels (SPF's
+ * macros make such names, RFC 7208 7.3); labels of 1 to 63 bytes, 253 in
+ * all. */
 struct dns_lookup *dns_query(const char *name, enum dns_rr_type type, dns_rr_cb *cb,
 			     void *ctx);
 

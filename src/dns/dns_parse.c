@@ -377,10 +377,11 @@ int dns_qname_normalize(const char *name, char out[DNS_NAME_MAX + 1])
 			if (label == 0)
 				return -1;
 			label = 0;
-		} else if (c > ' ' && c < 0x7f && c != '\\') {
+		} else if (c >= ' ' && c < 0x7f && c != '\\') {
 			/* c-ares reads a backslash as an escape: refused, as are
-			 * spaces, controls and 8-bit bytes (RFC 7208 4.3 domains
-			 * are ASCII after the A-label conversion). */
+			 * controls and 8-bit bytes (RFC 7208 4.3 domains are ASCII
+			 * after the A-label conversion). A space is a byte like
+			 * another in a label (SPF's "%_" macro makes them). */
 			if (c >= 'A' && c <= 'Z')
 				c = (unsigned char)(c | 0x20);
 			label++;

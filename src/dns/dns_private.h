@@ -50,9 +50,9 @@ void dns_family_parse(int family, int ares_status, const unsigned char *abuf, in
 void dns_addr_merge(const struct dns_family *v6, const struct dns_family *v4,
 		    struct sockaddr_storage *addrs, struct dns_addr_result *res);
 
-/* A name for dns_query(): any printable byte but space in labels of 1 to
- * 63, 253 in all; ASCII upper case made lower, a final dot dropped.
- * Returns 0 or -1. */
+/* A name for dns_query(): printable ASCII bytes (space too) but the
+ * backslash, in labels of 1 to 63, 253 in all; ASCII upper case made
+ * lower, a final dot dropped. Returns 0 or -1. */
 int dns_qname_normalize(const char *name, char out[DNS_NAME_MAX + 1]);
 
 /* The records of one answer, owned by the set. */

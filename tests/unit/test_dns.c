@@ -10,6 +10,7 @@
 #include "core/util.h"
 #include "dns/dns.h"
 #include "dns/dns_private.h"
+#include "mailauth/ma_resolve.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -123,6 +124,26 @@ static void add_addr(struct msg *m, const char *owner, const char *text)
 	size_t r = rr_start(m, owner, v6 ? ns_t_aaaa : ns_t_a);
 	memcpy(m->b + m->len, a, v6 ? 16 : 4);
 	m->len += v6 ? 16 : 4;
+	rr_end(m, r);
+}
+
+/* A TXT record of the given character-strings (NULL-terminated list). */
+static void add_txt(struct msg *m, const char *owner, const char *const *strings)
+{
+	size_t r = rr_start(m, owner, ns_t_txt);
+	for (; *strings != NULL; strings++) {
+		size_t n = strlen(*strings);
+		put8(m, (unsigned)n);
+		memcpy(m->b + m->len, *strings, n);
+		m->len += n;
+	}
+	rr_end(m, r);
+}
+
+static void add_ptr(struct msg *m, const char *owner, const char *host)
+{
+	size_t r = rr_start(m, owner, ns_t_ptr);
+	put_name(m, host);
 	rr_end(m, r);
 }
 
@@ -338,6 +359,162 @@ static void test_addr_merge(void)
 	dns_family_parse(AF_INET, ARES_SUCCESS, m6.b, (int)m6.len, &v4);
 	CHECK_INT(v4.count, 0);
 	CHECK_INT(v4.ares_status, ARES_ENODATA);
+}
+
+/* dns_query(): the answer section read for the mail-authentication
+ * checks. RFC 1035 3.3.14 (TXT strings, joined for RFC 7208 3.3), the
+ * CNAME chain of RFC 1034 3.6.2, NXDOMAIN apart from NODATA (RFC 2308). */
+static void test_rfc1035_rr_parse(void)
+{
+	struct msg m;
+	struct dns_rr_set set;
+
+	/* TXT: the strings of one record joined with nothing between; two
+	 * records stay two; an empty record is a record. */
+	msg_start(&m, 1, "example.com", ns_t_txt, 0);
+	add_txt(&m, NULL, (const char *const[]){ "v=spf1 ip4:192.0.2.1", " -all", NULL });
+	add_txt(&m, NULL, (const char *const[]){ "other", NULL });
+	add_txt(&m, NULL, (const char *const[]){ "", NULL });
+	msg_end(&m);
+	dns_rr_parse("example.com", DNS_RR_TXT, ARES_SUCCESS, m.b, (int)m.len, &set);
+	CHECK_INT(set.status, DNS_OK);
+	CHECK_INT(set.count, 3);
+	if (set.count == 3) {
+		CHECK_STR(set.rr[0].text, "v=spf1 ip4:192.0.2.1 -all");
+		CHECK_INT(set.rr[0].len, 25);
+		CHECK_STR(set.rr[1].text, "other");
+		CHECK_INT(set.rr[2].len, 0);
+	}
+	dns_rr_set_free(&set);
+
+	/* A chain: example.com -> a.example.net -> b.example.org; only the
+	 * end's records count, records of other owners are ignored, and
+	 * the chain may come in any order. */
+	msg_start(&m, 2, "example.com", ns_t_a, 0);
+	add_addr(&m, "other.example", "192.0.2.99");
+	add_cname(&m, "a.example.net", "B.Example.ORG.");
+	add_addr(&m, "b.example.org", "192.0.2.5");
+	add_cname(&m, NULL, "a.example.net");
+	add_addr(&m, "b.example.org", "2001:db8::5");	/* AAAA in an A answer */
+	msg_end(&m);
+	dns_rr_parse("example.com", DNS_RR_A, ARES_SUCCESS, m.b, (int)m.len, &set);
+	CHECK_INT(set.status, DNS_OK);
+	CHECK_INT(set.count, 1);
+	if (set.count == 1) {
+		char t[INET6_ADDRSTRLEN];
+		CHECK_INT(set.rr[0].family, AF_INET);
+		CHECK_STR(inet_ntop(AF_INET, &set.rr[0].addr.v4, t, sizeof(t)), "192.0.2.5");
+	}
+	dns_rr_set_free(&set);
+
+	/* A chain whose end has no record of the type: NODATA. */
+	msg_start(&m, 3, "example.com", ns_t_txt, 0);
+	add_cname(&m, NULL, "a.example.net");
+	msg_end(&m);
+	dns_rr_parse("example.com", DNS_RR_TXT, ARES_SUCCESS, m.b, (int)m.len, &set);
+	CHECK_INT(set.status, DNS_NODATA);
+	CHECK_INT(set.count, 0);
+	dns_rr_set_free(&set);
+
+	/* A CNAME loop ends (NODATA), it does not spin. */
+	msg_start(&m, 4, "example.com", ns_t_txt, 0);
+	add_cname(&m, NULL, "loop.example");
+	add_cname(&m, "loop.example", "example.com");
+	msg_end(&m);
+	dns_rr_parse("example.com", DNS_RR_TXT, ARES_SUCCESS, m.b, (int)m.len, &set);
+	CHECK_INT(set.status, DNS_NODATA);
+	dns_rr_set_free(&set);
+
+	/* MX and PTR: host names lower case without the final dot, in the
+	 * answer's order; AAAA. */
+	msg_start(&m, 5, "example.com", ns_t_mx, 0);
+	add_mx(&m, NULL, 20, "MX2.example.com.");
+	add_mx(&m, NULL, 10, "mx1.example.com");
+	msg_end(&m);
+	dns_rr_parse("example.com", DNS_RR_MX, ARES_SUCCESS, m.b, (int)m.len, &set);
+	CHECK_INT(set.count, 2);
+	if (set.count == 2) {
+		CHECK_STR(set.rr[0].text, "mx2.example.com");
+		CHECK_INT(set.rr[0].preference, 20);
+		CHECK_STR(set.rr[1].text, "mx1.example.com");
+	}
+	dns_rr_set_free(&set);
+	msg_start(&m, 6, "4.2.0.192.in-addr.arpa", ns_t_ptr, 0);
+	add_ptr(&m, NULL, "Host.Example.com");
+	msg_end(&m);
+	dns_rr_parse("4.2.0.192.in-addr.arpa", DNS_RR_PTR, ARES_SUCCESS, m.b, (int)m.len, &set);
+	CHECK_INT(set.count, 1);
+	if (set.count == 1)
+		CHECK_STR(set.rr[0].text, "host.example.com");
+	dns_rr_set_free(&set);
+	msg_start(&m, 7, "example.com", ns_t_aaaa, 0);
+	add_addr(&m, NULL, "2001:db8::1");
+	msg_end(&m);
+	dns_rr_parse("example.com", DNS_RR_AAAA, ARES_SUCCESS, m.b, (int)m.len, &set);
+	CHECK_INT(set.count, 1);
+	if (set.count == 1)
+		CHECK_INT(set.rr[0].family, AF_INET6);
+	dns_rr_set_free(&set);
+
+	/* More than DNS_RR_MAX records: the first ones, flagged. */
+	msg_start(&m, 8, "example.com", ns_t_a, 0);
+	for (int i = 0; i < DNS_RR_MAX + 3; i++) {
+		char a[32];
+		snprintf(a, sizeof(a), "192.0.2.%d", i);
+		add_addr(&m, NULL, a);
+	}
+	msg_end(&m);
+	dns_rr_parse("example.com", DNS_RR_A, ARES_SUCCESS, m.b, (int)m.len, &set);
+	CHECK_INT(set.count, DNS_RR_MAX);
+	CHECK(set.truncated);
+	dns_rr_set_free(&set);
+
+	/* A TXT string running past its record: malformed, temporary. */
+	msg_start(&m, 9, "example.com", ns_t_txt, 0);
+	size_t r = rr_start(&m, NULL, ns_t_txt);
+	put8(&m, 10);
+	put8(&m, 'x');
+	rr_end(&m, r);
+	msg_end(&m);
+	dns_rr_parse("example.com", DNS_RR_TXT, ARES_SUCCESS, m.b, (int)m.len, &set);
+	CHECK_INT(set.status, DNS_TEMPFAIL);
+	CHECK_INT(set.count, 0);
+	dns_rr_set_free(&set);
+	/* An A record of 3 bytes; a message cut short. */
+	msg_start(&m, 10, "example.com", ns_t_a, 0);
+	r = rr_start(&m, NULL, ns_t_a);
+	put8(&m, 1), put8(&m, 2), put8(&m, 3);
+	rr_end(&m, r);
+	msg_end(&m);
+	dns_rr_parse("example.com", DNS_RR_A, ARES_SUCCESS, m.b, (int)m.len, &set);
+	CHECK_INT(set.status, DNS_TEMPFAIL);
+	dns_rr_parse("example.com", DNS_RR_A, ARES_SUCCESS, m.b, (int)m.len - 2, &set);
+	CHECK_INT(set.status, DNS_TEMPFAIL);
+	dns_rr_parse("example.com", DNS_RR_A, ARES_SUCCESS, m.b, 5, &set);
+	CHECK_INT(set.status, DNS_TEMPFAIL);
+
+	/* The status c-ares gives: NXDOMAIN and NODATA apart. */
+	dns_rr_parse("example.com", DNS_RR_A, ARES_ENOTFOUND, NULL, 0, &set);
+	CHECK_INT(set.status, DNS_NXDOMAIN);
+	dns_rr_parse("example.com", DNS_RR_A, ARES_ENODATA, NULL, 0, &set);
+	CHECK_INT(set.status, DNS_NODATA);
+	dns_rr_parse("example.com", DNS_RR_A, ARES_ESERVFAIL, NULL, 0, &set);
+	CHECK_INT(set.status, DNS_TEMPFAIL);
+
+	/* Names dns_query() asks: SPF's macros make odd but valid labels. */
+	char out[DNS_NAME_MAX + 1];
+	CHECK_INT(dns_qname_normalize("Macro%Percent  Space.Example.COM.", out), 0);
+	CHECK_STR(out, "macro%percent  space.example.com");
+	CHECK_INT(dns_qname_normalize("a..b", out), -1);
+	CHECK_INT(dns_qname_normalize("a\\.b", out), -1);
+	CHECK_INT(dns_qname_normalize("a\tb.c", out), -1);
+	CHECK_INT(dns_qname_normalize("\xc3\xa9.example", out), -1);
+	char label[70];
+	memset(label, 'a', 64);
+	label[64] = '\0';
+	CHECK_INT(dns_qname_normalize(label, out), -1);
+	label[63] = '\0';
+	CHECK_INT(dns_qname_normalize(label, out), 0);
 }
 
 static void test_names_and_servers(void)
@@ -656,6 +833,79 @@ static void test_loop_answers(void)
 	env_stop(&e);
 }
 
+struct ma_probe {
+	struct env *env;
+	bool in_call;
+	bool synchronous;
+	int calls;
+	enum ma_dns_status status;
+	size_t count;
+	char text[64];
+};
+
+static void probe_ma(const struct ma_answer *a, void *ctx)
+{
+	struct ma_probe *p = ctx;
+	p->calls++;
+	p->synchronous |= p->in_call;
+	p->status = a->status;
+	p->count = a->count;
+	snprintf(p->text, sizeof(p->text), "%s",
+		 a->count > 0 && a->records[0].text ? a->records[0].text : "");
+	loop_stop(p->env->loop);
+}
+
+/* ma_resolve() over dns_query() in a real loop: answers, NXDOMAIN,
+ * SERVFAIL, a name that cannot be asked, a cancelled lookup. */
+static void test_loop_ma_resolve(void)
+{
+	struct env e;
+	env_start(&e, 1000);
+	struct ma_query q = { .type = MA_DNS_MX };
+	snprintf(q.name, sizeof(q.name), "mx.test");
+	struct ma_probe p = { .env = &e, .in_call = true };
+	ma_resolve(&q, probe_ma, &p);
+	p.in_call = false;
+	env_run(&e, 0);
+	CHECK_INT(p.calls, 1);
+	CHECK(!p.synchronous);
+	CHECK_INT(p.status, MA_DNS_OK);
+	CHECK_INT(p.count, 2);
+	CHECK_STR(p.text, "mx2.test");	/* the answer's order */
+
+	q.type = MA_DNS_A;
+	snprintf(q.name, sizeof(q.name), "nx.test");
+	p = (struct ma_probe){ .env = &e };
+	ma_resolve(&q, probe_ma, &p);
+	env_run(&e, 0);
+	CHECK_INT(p.status, MA_DNS_NXDOMAIN);
+
+	snprintf(q.name, sizeof(q.name), "fail.test");
+	p = (struct ma_probe){ .env = &e };
+	ma_resolve(&q, probe_ma, &p);
+	env_run(&e, 0);
+	CHECK_INT(p.status, MA_DNS_TEMPFAIL);
+
+	snprintf(q.name, sizeof(q.name), "bad..name");
+	p = (struct ma_probe){ .env = &e, .in_call = true };
+	ma_resolve(&q, probe_ma, &p);
+	p.in_call = false;
+	env_run(&e, 0);
+	CHECK_INT(p.calls, 1);
+	CHECK(!p.synchronous);
+	CHECK_INT(p.status, MA_DNS_PERMFAIL);
+
+	/* Cancelled: never called (and nothing leaks, under ASan). */
+	snprintf(q.name, sizeof(q.name), "h.test");
+	p = (struct ma_probe){ .env = &e };
+	struct ma_lookup *l = ma_resolve(&q, probe_ma, &p);
+	ma_resolve_cancel(&l);
+	CHECK(l == NULL);
+	env_run(&e, 300);
+	CHECK_INT(p.calls, 0);
+	env_stop(&e);
+}
+
 static void test_loop_timeout(void)
 {
 	struct env e;
@@ -776,7 +1026,9 @@ int main(void)
 	RUN(test_addr_merge);
 	RUN(test_names_and_servers);
 	RUN(test_config_section);
+	RUN(test_rfc1035_rr_parse);
 	RUN(test_loop_answers);
+	RUN(test_loop_ma_resolve);
 	RUN(test_loop_timeout);
 	RUN(test_loop_cancel);
 	RUN(test_loop_cancel_answered);
