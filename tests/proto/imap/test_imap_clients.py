@@ -35,8 +35,12 @@ mbsync (isync 1.4)
     Maildir side and pushed: imaplib sees the new messages (bytes, flags)
     and the new flags, the old ones keep their UIDs and bytes. Then new
     mail and flag changes on the server side are pulled with --expunge
-    (the \\Deleted ones go on both sides). A last sync must change nothing
+    (the \\Deleted ones go on both sides). A sync then must change nothing
     on either side (counters 0, same files, same UIDs, flags, UIDNEXT).
+    A last one, with -Dn (mbsync's protocol log), checks its fast path:
+    only the new messages' bodies are fetched (the rest is a UID FLAGS
+    sweep: isync 1.4 has no CONDSTORE), what it pushes gets its UID from
+    APPENDUID (UIDPLUS; no X-TUID search), COMPRESS=DEFLATE is on.
 
 imaplib
     3,000 messages, half over SMTP and half by APPEND (flags, internal
@@ -59,6 +63,7 @@ import select
 import shutil
 import signal
 import struct
+import subprocess
 import termios
 import threading
 import time
@@ -847,6 +852,23 @@ class MbsyncEnv:
             assert c[k] == c[k + 1], "mbsync did not finish all: %s" % (counters[-1],)
         return {"far": (c[4], c[6], c[8]), "near": (c[10], c[12], c[14])}
 
+    def run_debug(self, *args):
+        """One `mbsync -Dn [args] c` (debug output: the IMAP exchange
+        without message bodies; no progress counters then, so not on a
+        pty); asserts exit 0 and no error or warning; returns the output."""
+        argv = [MBSYNC, "-c", self.rc, "-Dn"] + list(args) + ["c"]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home,
+               "LC_ALL": "C.UTF-8"}
+        p = subprocess.run(argv, env=env, cwd=self.home, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=150)
+        out = p.stdout.decode("utf-8", "replace")
+        self.runs.append(out)
+        assert p.returncode == 0, "mbsync exited %d\n%s" % (p.returncode, out[-6000:])
+        bad = [l for l in out.splitlines() if not re.match(r"^(\* |\d+ |>>> |>\+> |\+ |\()", l)
+               and re.search(r"\b(error|warning)\b", l, re.I)]
+        assert not bad, "mbsync complained: %s\n%s" % (bad, out[-6000:])
+        return out
+
 
 COUNTERS_RE = re.compile(r"C: (\d+)/(\d+)\s+B: (\d+)/(\d+)\s+"
                          r"F: \+(\d+)/(\d+) \*(\d+)/(\d+) #(\d+)/(\d+)\s+"
@@ -1029,6 +1051,70 @@ def test_mbsync_pull_push_and_idle_sync(srv, tmp_path):
     assert counters == {"far": (0, 0, 0), "near": (0, 0, 0)}, counters
     assert sorted(maildir_messages(env.box)) == before_files
     assert imap_state(c) == before_imap
+
+    # 5. The fast path, read from mbsync's protocol log (-Dn: commands and
+    # responses, message bodies left out). isync 1.4 has no CONDSTORE (not
+    # in its NEWS nor among its commands): each sync reads the flags of
+    # every message (UID FETCH a:b (UID FLAGS)) and only the new messages'
+    # bodies; with UIDPLUS, APPENDUID tells it the UID of what it pushes
+    # (no search for its X-TUID header field); with COMPRESS=DEFLATE it
+    # compresses. (It sends UID EXPUNGE only for a far store with a Trash,
+    # this one has none: CLOSE expunges.) Three new messages on the
+    # server, a flag changed there, two new in the Maildir and one trashed
+    # (T) there, with --expunge.
+    news = msggen.generate(3, seed=24, to=user)
+    pushed = msggen.generate(2, seed=25, to=user)
+    by_id.update((m.msgid, m) for m in news + pushed)
+    deliver_smtp(srv, user, news)
+    _uv, uidnext, _msgs = imap_state(c)
+    c.select("INBOX")
+    flagged = msgs[12].msgid
+    assert "F" not in final[flagged][1]
+    typ, data = c.uid("STORE", str(final[flagged][0]), "+FLAGS.SILENT", "(\\Flagged)")
+    assert typ == "OK", data
+    for k, m in enumerate(pushed):
+        with open(os.path.join(env.box, "new", "%d.M%dP%d.fast" % (
+                1800000000 + k, k, os.getpid())), "wb") as f:
+            f.write(to_lf(m.data))
+    trashed = msgs[30].msgid
+    name, _plain = read_maildir(env, by_id)[trashed]
+    sub = "cur" if os.path.exists(os.path.join(env.box, "cur", name)) else "new"
+    set_maildir_flags(os.path.join(env.box, sub, name), maildir_flags(name) | {"T"})
+    before = server_messages(c)
+    new_uids = sorted(before[m.msgid][0] for m in news)
+    log = env.run_debug("--expunge")
+    sent = [cmd for _tag, cmd in re.findall(r">>> (\d+) ([^\r\n]*)", log)]
+    got = [l for l in log.splitlines() if not l.startswith((">>>", ">+>", "("))]
+    assert "COMPRESS DEFLATE" in sent, sent
+    assert any(re.match(r"^\d+ OK DEFLATE active$", l) for l in got), log[-6000:]
+    assert len([cmd for cmd in sent if cmd.startswith("SELECT ")]) == 1, sent
+    fetches = [cmd for cmd in sent if cmd.startswith("UID FETCH ")]
+    bodies = [cmd for cmd in fetches if "BODY" in cmd or "RFC822" in cmd]
+    assert sorted(int(re.match(r"UID FETCH (\d+) \((?:[A-Z]+ )*BODY\.PEEK\[\]\)$", cmd).group(1))
+                  for cmd in bodies) == new_uids, bodies
+    for cmd in fetches:
+        if cmd not in bodies:
+            assert re.match(r"^UID FETCH [\d:,]+ \(UID FLAGS\)$", cmd), cmd
+    literal_sizes = [int(n) for n in re.findall(r"^\* \d+ FETCH \(UID \d+ BODY\[\] \{(\d+)\}$",
+                                                log, re.M)]
+    assert sorted(literal_sizes) == sorted(len(before[m.msgid][2]) for m in news), literal_sizes
+    assert not any("X-TUID" in cmd for cmd in sent), sent
+    appends = [cmd for cmd in sent if cmd.startswith("APPEND ")]
+    appended = [int(u) for u in re.findall(r"^\d+ OK \[APPENDUID \d+ (\d+)\]", log, re.M)]
+    assert len(appends) == len(pushed) and len(appended) == len(pushed), log[-6000:]
+    trashed_uid = before[trashed][0]
+    assert "UID STORE %d +FLAGS.SILENT (\\Deleted)" % trashed_uid in sent, sent
+    assert sent[-2:] == ["CLOSE", "LOGOUT"], sent
+    after = server_messages(c)
+    assert sorted(after) == sorted(set(before) - {trashed} | {m.msgid for m in pushed})
+    assert sorted(after[m.msgid][0] for m in pushed) == sorted(appended)
+    assert min(appended) >= uidnext
+    for mid, (uid, flags, body) in after.items():
+        if mid in before:
+            assert (uid, body) == (before[mid][0], before[mid][2]), by_id[mid]
+    assert "F" in after[flagged][1]
+    check_maildir(env, by_id, {k: v[2] for k, v in after.items()},
+                  {k: v[1] for k, v in after.items()})
     c.logout()
 
 
