@@ -76,3 +76,13 @@ stress: $(if $(filter $(BUILD),$(STRESS_BUILD)),build,build-asan)
 	STRESS_KILLS=$(STRESS_KILLS) STRESS_SEED=$(STRESS_SEED) STRESS_NO_ORPHANS=$(STRESS_NO_ORPHANS) \
 		YUBIN_BIN=$(CURDIR)/$(STRESS_BUILD)/yubin \
 		$(PYTEST) -q -s tests/proto/crash
+
+# Benchmarks (M9, bench/): yubin side by side with private Postfix and
+# Dovecot instances on loopback, the optimized build, results in
+# bench/results/DATE.md (see docs/benchmarks.md). Under 30 minutes;
+# `make bench QUICK=1` is a short smoke run (results in DATE-quick.md).
+# Not part of `make test`: timed figures are not pass/fail tests.
+.PHONY: bench
+bench: build
+	@bench/deps.sh
+	/usr/bin/python3 bench/run.py --yubin $(CURDIR)/$(BUILD)/yubin $(if $(QUICK),--quick)

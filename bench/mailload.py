@@ -19,6 +19,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import sys
 import time
 
@@ -68,7 +69,7 @@ def gen_messages(seed, n):
             msg = (head + 'Content-Type: multipart/alternative; boundary="%s"\r\n\r\n'
                    "--%s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s"
                    "--%s\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>%s</p>\r\n"
-                   "--%s--\r\n" % (b, b, text, b, text[:2000], b))
+                   "--%s--\r\n" % (b, b, text, b, text[:2000].rsplit("\r\n", 1)[0], b))
         else:
             b = "mix-%d" % i
             blob = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(2000, 20000)))
@@ -283,8 +284,10 @@ async def pop3_client(port, user, counts):
 
     if not (await r.readline()).startswith(b"+OK"):
         raise RuntimeError("no POP3 greeting")
+    t0 = time.monotonic()
     await cmd(b"USER %s@%s" % (user.encode(), DOMAIN.encode()))
     await cmd(b"PASS " + PASSWORD.encode())
+    t1 = time.monotonic()
     n = int((await cmd(b"STAT")).split()[1])
     nbytes = 0
     for i in range(1, n + 1):
@@ -294,9 +297,11 @@ async def pop3_client(port, user, counts):
             raise RuntimeError("POP3 RETR -> %r" % data[:100])
         nbytes += len(data)
         await cmd(b"DELE %d" % i)
+    t2 = time.monotonic()
     await cmd(b"QUIT")
+    t3 = time.monotonic()
     w.close()
-    counts.append((n, nbytes))
+    counts.append((n, nbytes, t1 - t0, t2 - t1, t3 - t2))
 
 
 async def pop3_main(port, users):
@@ -304,9 +309,12 @@ async def pop3_main(port, users):
     t0 = time.monotonic()
     await asyncio.gather(*(pop3_client(port, u, counts) for u in users))
     wall = time.monotonic() - t0
-    msgs = sum(n for n, _ in counts)
-    return {"messages": msgs, "bytes": sum(b for _, b in counts), "seconds": wall,
-            "msgs_s": msgs / wall}
+    msgs = sum(c[0] for c in counts)
+    return {"messages": msgs, "bytes": sum(c[1] for c in counts), "seconds": wall,
+            "msgs_s": msgs / wall,
+            "login_s": statistics.median(c[2] for c in counts),
+            "retr_dele_s": statistics.median(c[3] for c in counts),
+            "quit_s": statistics.median(c[4] for c in counts)}
 
 
 # ---------------------------------------------------------------- IDLE
