@@ -379,6 +379,50 @@ def test_resync_after_changes_elsewhere(mailbox):
     assert not any("VANISHED" in t or "FETCH" in t for t in untagged(r))
 
 
+def test_resync_with_mail_that_came_and_went_while_away(mailbox):
+    """RFC 7162 3.2.5.1: without known-uids the server acts as if the
+    client gave 1:<UIDNEXT-1>, so mail that arrived while the client was
+    away is in the answer: a FETCH for what is still there (its MODSEQ is
+    above the client's), VANISHED (EARLIER) for what came and went. With
+    known-uids, only those UIDs are reported."""
+    mailbox.fill(4)
+    uids = mailbox.uids()
+    a = qresync_session(mailbox)
+    r = a.ok("SELECT INBOX")
+    uv = uidvalidity(r)
+    (known,) = hms_code(r)
+    a.ok("LOGOUT")
+
+    mailbox.fill(2)                                 # new, new2
+    new, new2 = mailbox.uids()[4:]
+    b = mailbox.session()
+    b.ok("UID STORE %d +FLAGS (\\Flagged)" % new)
+    b.ok("UID STORE %d +FLAGS (\\Seen)" % uids[3])
+    b.ok("UID STORE %d,%d +FLAGS (\\Deleted)" % (uids[1], new2))
+    b.ok("EXPUNGE")
+    now = status_hms(b)
+    assert mailbox.uids() == [uids[0], uids[2], uids[3], new]
+    m3, mnew = modseq_of(b, 3), modseq_of(b, 4)
+
+    a = qresync_session(mailbox)
+    r = a.ok("SELECT INBOX (QRESYNC (%d %d))" % (uv, known))
+    assert untagged(r)[0] == "* 4 EXISTS"
+    assert untagged(r)[-4:] == [
+        "* OK [HIGHESTMODSEQ %d] Highest" % now,
+        "* VANISHED (EARLIER) %d,%d" % (uids[1], new2),
+        "* 3 FETCH (UID %d MODSEQ (%d) FLAGS (\\Seen))" % (uids[3], m3),
+        "* 4 FETCH (UID %d MODSEQ (%d) FLAGS (\\Flagged))" % (new, mnew),
+    ]
+    # with the UIDs it knew: neither new message
+    a2 = qresync_session(mailbox)
+    r = a2.ok("EXAMINE INBOX (QRESYNC (%d %d %d:%d))" % (uv, known, uids[0], uids[3]))
+    assert untagged(r)[-3:] == [
+        "* OK [HIGHESTMODSEQ %d] Highest" % now,
+        "* VANISHED (EARLIER) %d" % uids[1],
+        "* 3 FETCH (UID %d MODSEQ (%d) FLAGS (\\Seen))" % (uids[3], m3),
+    ]
+
+
 def test_uid_fetch_vanished(mailbox):
     mailbox.fill(6)
     uids = mailbox.uids()
