@@ -41,6 +41,7 @@ struct imap_parser {
 	bool literal8;
 	bool literal_sync;
 	uint64_t literal_size;
+	bool literal_digits;	/* the size has at least one digit */
 	uint64_t literal_left;
 	struct list_frame stack[64];
 	size_t depth;		/* 0: top-level arguments */
@@ -245,7 +246,13 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *p, const char *data,
 			i += n;
 			p->literal_left -= n;
 			if (p->literal_left == 0) {
-				if (add_arg(p, IMAP_ARG_LITERAL) < 0)
+				/* RFC 9051 9: a literal is CHAR8 (no NUL); only
+				 * literal8 may carry one. Taken as a string, a
+				 * NUL would cut it short ("a\0b" read as "a"). */
+				if (!p->streaming && !p->literal8 &&
+				    memchr(p->tok.data ? p->tok.data : "", '\0', p->tok.len) != NULL)
+					res = fail(p, "NUL in a literal");
+				else if (add_arg(p, IMAP_ARG_LITERAL) < 0)
 					res = fail(p, "too many arguments");
 				else
 					p->state = S_AFTER_ARG;
@@ -365,6 +372,7 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *p, const char *data,
 			} else if (c == '{') {
 				p->literal8 = false;
 				p->literal_size = 0;
+				p->literal_digits = false;
 				p->state = S_LIT_LEN;
 			} else if (c == '~') {
 				p->literal8 = true;
@@ -428,6 +436,7 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *p, const char *data,
 		case S_LIT_TILDE:
 			if (c == '{') {
 				p->literal_size = 0;
+				p->literal_digits = false;
 				p->state = S_LIT_LEN;
 			} else {
 				res = fail(p, "expected { after ~");
@@ -441,6 +450,11 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *p, const char *data,
 					break;
 				}
 				p->literal_size = p->literal_size * 10 + (c - '0');
+				p->literal_digits = true;
+			} else if (!p->literal_digits) {
+				/* RFC 9051 9: number64 = 1*DIGIT; "{}" is no
+				 * literal. */
+				res = fail(p, "invalid literal");
 			} else if (c == '+' || c == '-') {
 				/* RFC 7888: "{n+}" (LITERAL+); "-" is not in the
 				 * grammar, but tolerated as "+" is not: refuse it. */

@@ -814,6 +814,17 @@ static char *decode_name(struct imap_session *s, const char *arg)
 			if (*p < 0x20 || *p == 0x7f)
 				why = "Control characters are not allowed in mailbox names";
 		}
+		/* "." and ".." levels mean "here" and "up" to clients and
+		 * tools that map names to folders; names are never paths
+		 * here, but such a name is refused so that none can become
+		 * one (docs/security.md). */
+		for (const char *lv = name; !why && lv != NULL; lv = strchr(lv, '/')) {
+			if (*lv == '/')
+				lv++;
+			size_t n = strcspn(lv, "/");
+			if ((n == 1 && lv[0] == '.') || (n == 2 && lv[0] == '.' && lv[1] == '.'))
+				why = "\".\" and \"..\" are not allowed as mailbox name levels";
+		}
 		if (!why && (str_ieq(name, "INBOX") || str_istarts(name, "INBOX/")))
 			memcpy(name, "INBOX", 5);
 	}

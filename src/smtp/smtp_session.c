@@ -256,6 +256,21 @@ static void cmd_helo(struct smtp_session *s, char *arg, bool ehlo)
 		reply(s, "501 5.5.4 Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
 		return;
 	}
+	/* The name goes into our Received field (RFC 5321 4.4). Its syntax
+	 * is not checked (clients send all sorts), but control characters
+	 * and invalid UTF-8 (RFC 6531 3.7.1 allows U-labels only) are
+	 * refused: they would reach the stored header as they are. */
+	for (const unsigned char *p = (const unsigned char *)arg; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			reply(s, "501 5.5.4 Control characters in the %s name",
+			      ehlo ? "EHLO" : "HELO");
+			return;
+		}
+	}
+	if (!utf8_valid(arg, strlen(arg))) {
+		reply(s, "501 5.5.4 Invalid UTF-8 in the %s name", ehlo ? "EHLO" : "HELO");
+		return;
+	}
 	transaction_reset(s);
 	free(s->helo);
 	s->helo = xstrdup(arg);

@@ -112,6 +112,12 @@ static const struct pcase cases[] = {
 	  "0123456789012345678901234567890123456789012345678901234567890123456789"
 	  "0123456789012345678901234567890\r\nc NOOP\r\n", "T:a|C:c NOOP|" },
 	{ "a X {99999999999999999999999}\r\nc NOOP\r\n", "E:a:literal size too large|C:c NOOP|" },
+	/* RFC 9051 9: number64 = 1*DIGIT */
+	{ "a X {}\r\nc NOOP\r\n", "E:a:invalid literal|C:c NOOP|" },
+	{ "a X {+}\r\nc NOOP\r\n", "E:a:invalid literal|C:c NOOP|" },
+	/* a literal is CHAR8: a NUL in it would cut the string short (a
+	 * CREATE of "a\0b" made "a"); only literal8 may hold one */
+	{ "a CREATE {3+}\r\na\0b\r\nc NOOP\r\n", "E:a:NUL in a literal|C:c NOOP|" },
 };
 
 static void test_cases(void)
@@ -119,7 +125,7 @@ static void test_cases(void)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		size_t len = strlen(cases[i].in);
 		/* the one case with a NUL inside */
-		if (strstr(cases[i].in, "~{3+}"))
+		if (strstr(cases[i].in, "{3+}\r\na"))
 			len += 1 + strlen(cases[i].in + len + 1);
 		for (int bw = 0; bw < 2; bw++) {
 			struct buf out;
