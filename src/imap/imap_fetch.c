@@ -72,6 +72,10 @@ struct section {
 #define ITEM_BODY 0x20
 #define ITEM_BODYSTRUCTURE 0x40
 #define ITEM_MODSEQ 0x80	/* RFC 7162 3.1.4.2 */
+#define ITEM_EMAILID 0x100	/* RFC 8474 5.3 */
+#define ITEM_THREADID 0x200
+#define ITEM_SAVEDATE 0x400	/* RFC 8514 4.2 */
+#define ITEM_PREVIEW 0x800	/* RFC 8970 3 */
 #define ITEMS_MIME (ITEM_ENVELOPE | ITEM_BODY | ITEM_BODYSTRUCTURE)
 
 /* Why a message's response was left out; the tagged reply says so. */
@@ -84,6 +88,7 @@ enum fetch_error {
 
 struct imap_fetch {
 	unsigned items;
+	bool preview_lazy;	/* PREVIEW (LAZY): NIL rather than a parse */
 	struct section sections[FETCH_SECTIONS_MAX];
 	size_t section_count;
 	size_t *positions;	/* indexes into the view */
@@ -331,6 +336,10 @@ static int add_item(struct imap_fetch *f, const struct imap_arg *a, bool alone,
 		{ "BODY", ITEM_BODY, false },
 		{ "BODYSTRUCTURE", ITEM_BODYSTRUCTURE, false },
 		{ "MODSEQ", ITEM_MODSEQ, false },
+		{ "EMAILID", ITEM_EMAILID, false },
+		{ "THREADID", ITEM_THREADID, false },
+		{ "SAVEDATE", ITEM_SAVEDATE, false },
+		{ "PREVIEW", ITEM_PREVIEW, false },
 		{ "FAST", ITEM_FLAGS | ITEM_INTERNALDATE | ITEM_SIZE, true },
 		{ "ALL", ITEM_FLAGS | ITEM_INTERNALDATE | ITEM_SIZE | ITEM_ENVELOPE, true },
 		{ "FULL", ITEM_FLAGS | ITEM_INTERNALDATE | ITEM_SIZE | ITEM_ENVELOPE | ITEM_BODY, true },
@@ -584,6 +593,32 @@ static void internaldate(int64_t t, char out[40])
 	strftime(out, 40, "%d-%b-%Y %H:%M:%S +0000", &tm);
 }
 
+/* RFC 8970: the preview stored with the message, or made now from its
+ * body file (and stored for next time) for a message from before; with
+ * LAZY that is not done and NIL answers (4.1). Returns 0 or -1. */
+static int write_preview(struct msg_ctx *x, struct buf *b)
+{
+	char *pv = NULL;
+	int r = store_message_preview(imap_reader(), x->m->message_id, &pv);
+	if (r < 0) {
+		errno = EIO;
+		return msg_fail(x, FETCH_ERR_SERVER);
+	}
+	if (r == 0 && x->f->preview_lazy) {
+		buf_append_str(b, "PREVIEW NIL");
+		return 0;
+	}
+	if (r == 0) {
+		if (store_msg_preview_make(imap_store, x->m, &pv) < 0)
+			return msg_fail(x, errno_error());
+		store_preview_save(imap_store, x->m->message_id, pv);
+	}
+	buf_append_str(b, "PREVIEW ");
+	imap_append_astring(b, pv, strlen(pv));
+	free(pv);
+	return 0;
+}
+
 /* Appends one section's value: "NAME {n}\r\n..." (or "~{n}" for BINARY
  * content with NUL, RFC 3516 4.3). Returns 0 or -1 (message skipped). */
 static int write_section(struct msg_ctx *x, const struct section *sec, struct buf *b)
@@ -649,7 +684,26 @@ static void fetch_one(struct imap_session *s, struct imap_fetch *f, size_t pos)
 		buf_printf(&b, "%sRFC822.SIZE %llu", sep, (unsigned long long)m->size);
 		sep = " ";
 	}
-	if ((f->items & ITEMS_MIME) && (r = msg_mime(&x)) == 0) {
+	if (f->items & ITEM_SAVEDATE) {
+		char d[40];
+		internaldate(m->savedate, d);
+		buf_printf(&b, "%sSAVEDATE \"%s\"", sep, d);
+		sep = " ";
+	}
+	if (f->items & ITEM_EMAILID) {
+		buf_printf(&b, "%sEMAILID (%s)", sep, m->emailid);
+		sep = " ";
+	}
+	if (f->items & ITEM_THREADID) {
+		buf_printf(&b, "%sTHREADID (%s)", sep, m->threadid);
+		sep = " ";
+	}
+	if (f->items & ITEM_PREVIEW) {
+		buf_append_str(&b, sep);
+		r = write_preview(&x, &b);
+		sep = " ";
+	}
+	if (r == 0 && (f->items & ITEMS_MIME) && (r = msg_mime(&x)) == 0) {
 		if (f->items & ITEM_ENVELOPE) {
 			buf_printf(&b, "%sENVELOPE ", sep);
 			buf_append(&b, x.mime.envelope, x.mime.envelope_len);
@@ -841,17 +895,35 @@ static int fetch_vanished(struct imap_session *s, const char *arg, const struct 
 	return 0;
 }
 
+/* preview-mod list (RFC 8970 6): "(" "LAZY" *(SP "LAZY") ")". */
+static bool preview_mods(const struct imap_arg *list)
+{
+	if (list->len == 0)
+		return false;
+	for (size_t i = 0; i < list->len; i++) {
+		if (list->list[i].type != IMAP_ARG_ATOM || !str_ieq(list->list[i].str, "LAZY"))
+			return false;
+	}
+	return true;
+}
+
 void imap_cmd_fetch(struct imap_session *s, const struct imap_command *c UNUSED,
 		    const struct imap_arg *a, size_t n, bool uid)
 {
-	if (!(n == 2 || (n == 3 && a[2].type == IMAP_ARG_LIST)) || !imap_arg_is_string(&a[0])) {
+	/* RFC 8970 6: "PREVIEW (LAZY)" alone, its list before any
+	 * modifiers. */
+	bool lazy_alone = n >= 3 && a[1].type == IMAP_ARG_ATOM && str_ieq(a[1].str, "PREVIEW") &&
+			  a[2].type == IMAP_ARG_LIST && preview_mods(&a[2]);
+	size_t mods = lazy_alone ? 3 : 2;
+	if (!(n == mods || (n == mods + 1 && a[mods].type == IMAP_ARG_LIST)) ||
+	    !imap_arg_is_string(&a[0])) {
 		imap_tagged(s, "BAD", "Syntax: FETCH set items [(modifiers)]");
 		return;
 	}
 	uint64_t changedsince = 0;
 	bool has_changedsince = false, vanished = false;
-	if (n == 3) {
-		const char *bad = fetch_modifiers(s, a[2].list, a[2].len, uid, &changedsince,
+	if (n == mods + 1) {
+		const char *bad = fetch_modifiers(s, a[mods].list, a[mods].len, uid, &changedsince,
 						  &vanished);
 		if (bad) {
 			imap_tagged(s, "BAD", "%s", bad);
@@ -865,10 +937,25 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_command *c UNUSED,
 	if (a[1].type == IMAP_ARG_LIST) {
 		if (a[1].len == 0)
 			r = -1;	/* RFC 9051 9: "(" fetch-att *(SP fetch-att) ")" */
-		for (size_t i = 0; i < a[1].len && r == 0; i++)
-			r = add_item(f, &a[1].list[i], false, &why);
+		for (size_t i = 0; i < a[1].len && r == 0; i++) {
+			const struct imap_arg *it = &a[1].list[i];
+			if (it->type == IMAP_ARG_LIST) {
+				/* only PREVIEW's modifiers (RFC 8970 6) */
+				bool after_preview = i > 0 && a[1].list[i - 1].type == IMAP_ARG_ATOM &&
+						     str_ieq(a[1].list[i - 1].str, "PREVIEW");
+				if (!after_preview || !preview_mods(it)) {
+					why = "unknown FETCH item";
+					r = -1;
+				} else {
+					f->preview_lazy = true;
+				}
+				continue;
+			}
+			r = add_item(f, it, false, &why);
+		}
 	} else {
 		r = add_item(f, &a[1], true, &why);
+		f->preview_lazy = lazy_alone;
 	}
 	if (uid)
 		f->items |= ITEM_UID;

@@ -204,8 +204,25 @@ static const char *parse_args(struct imap_session *s, const struct imap_arg *a, 
 	return NULL;
 }
 
+/* The counts of mailbox id among the account's (ascending ids), or NULL. */
+static const struct store_status *status_of(const struct store_status *v, size_t n, int64_t id)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v[mid].mailbox_id == id)
+			return &v[mid];
+		if (v[mid].mailbox_id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
 static void list_one(struct imap_session *s, const struct list_req *req,
-		     const struct store_mailbox_entry *list, size_t count, size_t i)
+		     const struct store_mailbox_entry *list, size_t count, size_t i,
+		     const struct store_status *status, size_t status_count)
 {
 	const struct store_mailbox_entry *e = &list[i];
 	bool in_selection = selected_by(req, e), children = false, childinfo = false;
@@ -242,9 +259,12 @@ static void list_one(struct imap_session *s, const struct list_req *req,
 	imap_reply(s, "%s", b.data);
 	buf_deinit(&b);
 	/* RFC 5819 2: STATUS after the LIST of each mailbox that meets the
-	 * selection; a failed lookup just drops it. */
-	if ((req->ret & RET_STATUS) && in_selection)
-		(void)imap_status_reply(s, e->id, e->name, &req->status);
+	 * selection, from the counts read for all at once (a mailbox made
+	 * since has none: it is dropped, as a failed lookup would be). */
+	const struct store_status *st;
+	if ((req->ret & RET_STATUS) && in_selection &&
+	    (st = status_of(status, status_count, e->id)) != NULL)
+		(void)imap_status_reply_with(s, st, e->name, &req->status);
 }
 
 void imap_cmd_list(struct imap_session *s, const struct imap_arg *a, size_t n, bool lsub)
@@ -256,22 +276,32 @@ void imap_cmd_list(struct imap_session *s, const struct imap_arg *a, size_t n, b
 	const char *why = parse_args(s, a, n, &req);
 	struct store_mailbox_entry *list = NULL;
 	size_t count = 0;
+	/* LIST-STATUS: the counts of every mailbox with one query, not one
+	 * per mailbox (an account with thousands of folders). */
+	struct store_status *status = NULL;
+	size_t status_count = 0;
 	if (why) {
 		imap_tagged(s, "BAD", "%s", why);
 	} else if (req.npats > 0 &&
 		   store_mailbox_list(imap_reader(), s->account_id, &list, &count) < 0) {
 		imap_tagged(s, "NO", "[SERVERBUG] Cannot list mailboxes");
+	} else if (req.npats > 0 && (req.ret & RET_STATUS) &&
+		   store_account_status(imap_reader(), s->account_id,
+					imap_status_wants_size(&req.status), &status,
+					&status_count) < 0) {
+		imap_tagged(s, "NO", "[SERVERBUG] Cannot read mailboxes");
 	} else {
 		/* RFC 9051 6.3.9: "" asks for the delimiter and the root. */
 		if (req.empty)
 			imap_reply(s, "* %s (\\Noselect) \"/\" \"\"", verb);
 		for (size_t i = 0; i < count; i++) {
 			if (matches(&req, list[i].name))
-				list_one(s, &req, list, count, i);
+				list_one(s, &req, list, count, i, status, status_count);
 		}
 		imap_tagged(s, "OK", "%s completed", verb);
 	}
 	store_mailbox_list_free(&list, count);
+	free(status);
 	for (size_t i = 0; i < req.npats; i++)
 		free(req.pats[i]);
 }

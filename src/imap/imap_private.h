@@ -119,6 +119,11 @@ int imap_status_parse(const struct imap_arg *list, size_t n, struct imap_status_
 /* Sends "* STATUS name (...)" for a mailbox. Returns 0 or -1 (store). */
 int imap_status_reply(struct imap_session *s, int64_t mailbox_id, const char *name,
 		      const struct imap_status_req *req);
+/* The same from counts already read (store_account_status). */
+int imap_status_reply_with(struct imap_session *s, const struct store_status *st,
+			   const char *name, const struct imap_status_req *req);
+/* Whether SIZE is among the items (it costs a join). */
+bool imap_status_wants_size(const struct imap_status_req *req);
 /* Mailbox names as the client sends and sees them: modified UTF-7, or
  * UTF-8 once enabled. imap_name_in: a new UTF-8 string or NULL (invalid);
  * imap_decode_name: also checked for a name we store (else NULL after

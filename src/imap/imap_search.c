@@ -31,6 +31,7 @@ enum skey_type {
 	K_BEFORE, K_ON, K_SINCE, K_SENTBEFORE, K_SENTON, K_SENTSINCE,
 	K_HEADER, K_BODY, K_TEXT, K_UID, K_SEQ, K_NOT, K_OR, K_AND, K_NONE,
 	K_RECENT, K_NEW, K_OLD, K_OLDER, K_YOUNGER,
+	K_SAVEDBEFORE, K_SAVEDON, K_SAVEDSINCE, K_EMAILID, K_THREADID,
 };
 
 struct skey {
@@ -149,7 +150,24 @@ static const struct {
 } date_keys[] = {
 	{ "BEFORE", K_BEFORE }, { "ON", K_ON }, { "SINCE", K_SINCE },
 	{ "SENTBEFORE", K_SENTBEFORE }, { "SENTON", K_SENTON }, { "SENTSINCE", K_SENTSINCE },
+	/* RFC 8514 4.3: every mailbox keeps save dates. */
+	{ "SAVEDBEFORE", K_SAVEDBEFORE }, { "SAVEDON", K_SAVEDON }, { "SAVEDSINCE", K_SAVEDSINCE },
 };
+
+/* RFC 8474 7: objectid = 1*255(ALPHA / DIGIT / "_" / "-"). */
+static bool objectid_ok(const char *v)
+{
+	size_t n = strlen(v);
+	if (n == 0 || n > 255)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
 
 static struct skey *parse_key(struct sparser *p, int depth)
 {
@@ -193,6 +211,18 @@ static struct skey *parse_key(struct sparser *p, int depth)
 	}
 	if (str_ieq(w, "ALL")) {
 		k->type = K_ALL;
+	} else if (str_ieq(w, "SAVEDATESUPPORTED")) {
+		/* RFC 8514 4.3: every message, as every mailbox has them. */
+		k->type = K_ALL;
+	} else if (str_ieq(w, "EMAILID") || str_ieq(w, "THREADID")) {
+		/* RFC 8474 6: exact, case-sensitive. */
+		const char *v = next_string(p);
+		if (v == NULL || !objectid_ok(v)) {
+			p->error = "invalid object id";
+			goto bad;
+		}
+		k->type = str_ieq(w, "EMAILID") ? K_EMAILID : K_THREADID;
+		k->value = xstrdup(v);
 	} else if (str_ieq(w, "KEYWORD") || str_ieq(w, "UNKEYWORD")) {
 		const char *v = next_string(p);
 		if (v == NULL) {
@@ -463,6 +493,11 @@ static bool match(const struct skey *k, struct smsg *sm)
 	/* OLDER: older than the interval; YOUNGER: younger or equal. */
 	case K_OLDER: return m->internaldate < k->day;
 	case K_YOUNGER: return m->internaldate >= k->day;
+	case K_SAVEDBEFORE: return m->savedate / 86400 < k->day;
+	case K_SAVEDON: return m->savedate / 86400 == k->day;
+	case K_SAVEDSINCE: return m->savedate / 86400 >= k->day;
+	case K_EMAILID: return strcmp(m->emailid, k->value) == 0;
+	case K_THREADID: return strcmp(m->threadid, k->value) == 0;
 	case K_SENTBEFORE: sent = sent_day(sm); return sent < k->day;
 	case K_SENTON: sent = sent_day(sm); return sent == k->day;
 	case K_SENTSINCE: sent = sent_day(sm); return sent >= k->day;

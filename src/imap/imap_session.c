@@ -486,6 +486,8 @@ static void capabilities(struct imap_session *s, struct buf *b)
 		       " SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT WITHIN");
 	/* RFC 7162 (every mailbox keeps mod-sequences and tombstones). */
 	buf_append_str(b, " CONDSTORE QRESYNC");
+	/* RFC 8474, RFC 8514, RFC 8970. */
+	buf_append_str(b, " OBJECTID SAVEDATE PREVIEW");
 	/* RFC 7889: the largest message APPEND takes. */
 	buf_printf(b, " APPENDLIMIT=%llu", (unsigned long long)imap_cfg->max_message_size);
 	bool plain_ok = conn_is_tls(s->conn) ||
@@ -495,6 +497,10 @@ static void capabilities(struct imap_session *s, struct buf *b)
 	/* RFC 4978: for the authenticated states, where COMPRESS is. */
 	if (s->state != IMAP_NOT_AUTH)
 		buf_append_str(b, " COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE");
+	/* RFC 8437 3: may be listed only once authenticated; not under
+	 * COMPRESS, whose layer cannot be taken off (see cmd_unauthenticate). */
+	if (s->state != IMAP_NOT_AUTH && !conn_is_compressed(s->conn))
+		buf_append_str(b, " UNAUTHENTICATE");
 	if (s->state == IMAP_NOT_AUTH) {
 		if (!conn_is_tls(s->conn) && conn_tls_available())
 			buf_append_str(b, " STARTTLS");
@@ -551,6 +557,37 @@ static void cmd_compress(struct imap_session *s, const struct imap_arg *a, size_
 	imap_tagged(s, "OK", "DEFLATE active");
 	if (conn_compress(s->conn) < 0)
 		conn_close(s->conn);
+}
+
+/* RFC 8437: back to the not authenticated state, with everything the
+ * session held for the user dropped: the selected mailbox (without
+ * EXPUNGE responses), what ENABLE turned on (CONDSTORE, QRESYNC,
+ * IMAP4rev2, UTF8=ACCEPT: 4.1), the saved search "$" (4.1), and the
+ * idle timeout of an authenticated session. TLS stays (3). A COMPRESS
+ * layer cannot be taken off this connection (the filter would have to
+ * stop inflating exactly where the client's stream stops), so under it
+ * UNAUTHENTICATE is not advertised and is BAD, as 3 says of a command not
+ * advertised. Never NO (3). */
+static void cmd_unauthenticate(struct imap_session *s, const struct imap_arg *a, size_t n)
+{
+	if (n != 0) {
+		imap_tagged(s, "BAD", "Syntax: UNAUTHENTICATE");
+		return;
+	}
+	if (conn_is_compressed(s->conn)) {
+		imap_tagged(s, "BAD", "UNAUTHENTICATE is not available under COMPRESS");
+		return;
+	}
+	append_abort_all(s);
+	view_clear(&s->view);
+	s->account_id = 0;
+	xfree(&s->account);
+	s->condstore = s->qresync = false;
+	s->rev2 = s->utf8 = false;
+	seqset_deinit(&s->saved);
+	s->state = IMAP_NOT_AUTH;
+	conn_set_timeout(s->conn, IMAP_LOGIN_TIMEOUT_S);
+	imap_tagged(s, "OK", "Not authenticated any more");
 }
 
 static void cmd_id(struct imap_session *s, const struct imap_arg *a, size_t n)
@@ -874,14 +911,14 @@ void imap_append_name(struct imap_session *s, struct buf *b, const char *name)
 
 enum status_item {
 	ST_MESSAGES, ST_UIDNEXT, ST_UIDVALIDITY, ST_UNSEEN, ST_RECENT, ST_SIZE, ST_DELETED,
-	ST_APPENDLIMIT, ST_HIGHESTMODSEQ,
+	ST_APPENDLIMIT, ST_HIGHESTMODSEQ, ST_MAILBOXID,
 };
 
 static const char *const status_names[] = {
 	[ST_MESSAGES] = "MESSAGES", [ST_UIDNEXT] = "UIDNEXT", [ST_UIDVALIDITY] = "UIDVALIDITY",
 	[ST_UNSEEN] = "UNSEEN", [ST_RECENT] = "RECENT", [ST_SIZE] = "SIZE",
 	[ST_DELETED] = "DELETED", [ST_APPENDLIMIT] = "APPENDLIMIT",
-	[ST_HIGHESTMODSEQ] = "HIGHESTMODSEQ",
+	[ST_HIGHESTMODSEQ] = "HIGHESTMODSEQ", [ST_MAILBOXID] = "MAILBOXID",
 };
 
 int imap_status_parse(const struct imap_arg *list, size_t n, struct imap_status_req *req)
@@ -933,13 +970,30 @@ static int status_recent(struct imap_session *s, int64_t mailbox_id, uint32_t ui
 	return 0;
 }
 
+bool imap_status_wants_size(const struct imap_status_req *req)
+{
+	for (size_t i = 0; i < req->count; i++) {
+		if (req->item[i] == ST_SIZE)
+			return true;
+	}
+	return false;
+}
+
 int imap_status_reply(struct imap_session *s, int64_t mailbox_id, const char *name,
 		      const struct imap_status_req *req)
 {
 	struct store_status st;
-	uint32_t recent = 0;
 	if (store_mailbox_status(imap_reader(), mailbox_id, &st) < 0)
 		return -1;
+	return imap_status_reply_with(s, &st, name, req);
+}
+
+int imap_status_reply_with(struct imap_session *s, const struct store_status *stp,
+			   const char *name, const struct imap_status_req *req)
+{
+	struct store_status st = *stp;
+	int64_t mailbox_id = st.mailbox_id;
+	uint32_t recent = 0;
 	for (size_t i = 0; i < req->count; i++) {
 		if (req->item[i] == ST_RECENT && status_recent(s, mailbox_id, st.uidnext, &recent) < 0)
 			return -1;
@@ -972,6 +1026,8 @@ int imap_status_reply(struct imap_session *s, int64_t mailbox_id, const char *na
 		case ST_HIGHESTMODSEQ:
 			buf_printf(&b, "%llu", (unsigned long long)st.highestmodseq);
 			break;
+		/* RFC 8474 4.3 */
+		case ST_MAILBOXID: buf_printf(&b, "(%s)", st.objectid); break;
 		}
 	}
 	buf_append_c(&b, ')');
@@ -1213,6 +1269,8 @@ static void select_mailbox(struct imap_session *s, const struct imap_arg *a, siz
 		imap_reply(s, "* OK [UNSEEN %u] First unseen", first_unseen);
 	imap_reply(s, "* OK [UIDVALIDITY %u] UIDs valid", v->info.uidvalidity);
 	imap_reply(s, "* OK [UIDNEXT %u] Predicted next UID", v->info.uidnext);
+	/* RFC 8474 4.2 */
+	imap_reply(s, "* OK [MAILBOXID (%s)] Mailbox id", v->info.objectid);
 	/* RFC 7162 3.1.2.1, 3.1.8: every mailbox keeps mod-sequences. */
 	if (condstore)
 		s->condstore = true;
@@ -1247,6 +1305,7 @@ static void cmd_examine(struct imap_session *s, const struct imap_arg *a, size_t
 struct manage_wait {
 	struct imap_session *s;
 	char *verb;
+	char *created;		/* CREATE: the name, for its MAILBOXID */
 };
 
 static void manage_done(void *arg, int result)
@@ -1254,9 +1313,16 @@ static void manage_done(void *arg, int result)
 	struct manage_wait *w = arg;
 	struct imap_session *s = w->s;
 	switch (result) {
-	case STORE_OK:
-		imap_tagged(s, "OK", "%s completed", w->verb);
+	case STORE_OK: {
+		/* RFC 8474 4.1: CREATE answers with the new MAILBOXID. */
+		struct store_mailbox_info info;
+		if (w->created != NULL &&
+		    store_mailbox_get(imap_reader(), s->account_id, w->created, &info) == 1)
+			imap_tagged(s, "OK", "[MAILBOXID (%s)] %s completed", info.objectid, w->verb);
+		else
+			imap_tagged(s, "OK", "%s completed", w->verb);
 		break;
+	}
 	case STORE_EXISTS:
 		imap_tagged(s, "NO", "[ALREADYEXISTS] Mailbox already exists");
 		break;
@@ -1271,6 +1337,7 @@ static void manage_done(void *arg, int result)
 		break;
 	}
 	free(w->verb);
+	free(w->created);
 	free(w);
 	imap_command_done(s);
 }
@@ -1305,8 +1372,9 @@ static void cmd_create(struct imap_session *s, const struct imap_arg *a, size_t 
 		imap_tagged(s, "NO", "[ALREADYEXISTS] INBOX always exists");
 		return;
 	}
-	store_mailbox_create(imap_store, s->account_id, name, conn_loop(s->conn), manage_done,
-			     manage_wait(s, "CREATE"));
+	struct manage_wait *w = manage_wait(s, "CREATE");
+	w->created = xstrdup(name);
+	store_mailbox_create(imap_store, s->account_id, name, conn_loop(s->conn), manage_done, w);
 	free(name);
 }
 
@@ -2170,6 +2238,7 @@ static const struct imap_cmd commands[] = {
 	{ "EXAMINE", AUTHED, cmd_examine },
 	{ "IDLE", AUTHED, cmd_idle },
 	{ "COMPRESS", AUTHED, cmd_compress },
+	{ "UNAUTHENTICATE", AUTHED, cmd_unauthenticate },
 	{ "GETQUOTAROOT", AUTHED, imap_cmd_getquotaroot },
 	{ "GETQUOTA", AUTHED, imap_cmd_getquota },
 	{ "SETQUOTA", AUTHED, imap_cmd_setquota },

@@ -7,11 +7,18 @@
  * query (store_sort_fields_get): no message is read, except those stored
  * before the fields were.
  *
- * Strings compare with the ASCII case map (i;ascii-casemap): non-ASCII
- * characters compare by their UTF-8 bytes. */
+ * Strings compare case-insensitively over all of Unicode, in the spirit
+ * of i;unicode-casemap (RFC 5051) that RFC 5256 allows for UTF-8: each
+ * field is folded once (text_fold: the simple lower-case mapping of the
+ * C.UTF-8 locale), then compared with the ASCII case map, so ASCII sorts
+ * exactly as i;ascii-casemap (RFC 4790 9.2) and "\u00c9T\u00c9" equals
+ * "\u00e9t\u00e9". Not done: the titlecase mapping and the NFKD
+ * decomposition of RFC 5051 ("e" + U+0301 is not "\u00e9"). SORT, ESORT
+ * and THREAD (subject groups) use the same folded fields. */
 #include "imap/imap_private.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "mime/decode.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +62,20 @@ static int casecmp(const char *a, const char *b)
 			y -= 32;
 		if (x != y || x == '\0')
 			return x < y ? -1 : x > y;
+	}
+}
+
+/* The compared strings of f, case-folded in place (see the top). */
+static void fold_fields(struct store_sort_fields *f)
+{
+	char **v[] = { &f->base_subject, &f->from, &f->to, &f->cc, &f->display_from,
+		       &f->display_to };
+	for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+		if (*v[i] == NULL)
+			continue;
+		char *folded = text_fold(*v[i], strlen(*v[i]), NULL);
+		free(*v[i]);
+		*v[i] = folded;
 	}
 }
 
@@ -136,6 +157,7 @@ static struct item *find(struct imap_session *s, const struct imap_arg *a, size_
 	}
 	struct item *items = xcalloc(count ? count : 1, sizeof(*items));
 	for (size_t i = 0; i < count; i++) {
+		fold_fields(&fields[i]);
 		items[i].pos = pos[i];
 		items[i].m = msgs[i];
 		items[i].f = &fields[i];

@@ -177,6 +177,25 @@ static const char *const migrations[] = {
 	"  display_to TEXT NOT NULL,"
 	"  message_id TEXT,"
 	"  refs TEXT NOT NULL);",
+	/* 8 -> 9: IMAP OBJECTID (RFC 8474) and PREVIEW (RFC 8970).
+	 * mailboxes.objectid: the MAILBOXID, 96 random bits made when the
+	 * row is (a trigger, whatever code inserts it), so a mailbox deleted
+	 * and made again under its name gets a new one while a rename keeps
+	 * it; rowids may be reused, these are not. messages.threadid: the
+	 * THREADID chosen at delivery from a referenced message already
+	 * stored (store_delivery.c); NULL for rows from before, which stand
+	 * alone ("T" and their queue id, as the EMAILID is "M" and it).
+	 * message_sort_msgid finds the referenced message. messages.preview:
+	 * the RFC 8970 preview made at delivery; NULL for rows from before,
+	 * made when first fetched. */
+	"ALTER TABLE mailboxes ADD COLUMN objectid TEXT;"
+	"UPDATE mailboxes SET objectid = 'F' || lower(hex(randomblob(12)));"
+	"CREATE TRIGGER mailbox_objectid AFTER INSERT ON mailboxes WHEN new.objectid IS NULL BEGIN"
+	"  UPDATE mailboxes SET objectid = 'F' || lower(hex(randomblob(12))) WHERE id = new.id;"
+	" END;"
+	"ALTER TABLE messages ADD COLUMN threadid TEXT;"
+	"ALTER TABLE messages ADD COLUMN preview TEXT;"
+	"CREATE INDEX message_sort_msgid ON message_sort(message_id);",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,

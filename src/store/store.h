@@ -218,11 +218,18 @@ typedef void store_done_fn(void *arg, int result);
 
 /* ---- mailboxes (server) ---- */
 
+/* IMAP OBJECTID (RFC 8474): "F" and 24 hex digits for a mailbox (random,
+ * made with it, kept across renames), "M" and the queue id for a message's
+ * content (EMAILID: shared by its copies), "T" and a queue id for its thread
+ * (THREADID: the one of a message it references, else its own). */
+#define STORE_OBJECTID_MAX 32
+#define STORE_MSGID_MAX 20
 struct store_mailbox_info {
 	int64_t id;
 	uint32_t uidvalidity;
 	uint32_t uidnext;
 	uint64_t highestmodseq;
+	char objectid[STORE_OBJECTID_MAX];	/* MAILBOXID */
 };
 /* Returns 1 with *info_r, 0 when the account has no such mailbox, -1. */
 int store_mailbox_get(struct store_reader *r, int64_t account_id, const char *name,
@@ -239,12 +246,15 @@ struct store_msg {
 	uint32_t flags;		/* STORE_FLAG_* */
 	uint64_t modseq;
 	int64_t internaldate;
+	int64_t savedate;	/* when it came into this mailbox (RFC 8514) */
 	uint64_t size;		/* prefix + body file: what a reader gets */
 	int64_t message_id;	/* the shared messages row */
 	char *body;		/* body file, relative to data_dir */
 	char *prefix;		/* per-recipient header lines served first */
 	size_t prefix_len;
 	char *keywords;		/* space-separated, or NULL */
+	char emailid[STORE_MSGID_MAX];	/* RFC 8474 EMAILID */
+	char threadid[STORE_MSGID_MAX];	/* RFC 8474 THREADID */
 };
 /* Every message of the mailbox in UID order (a new array). Returns 0 or -1. */
 int store_mailbox_messages(struct store_reader *r, int64_t mailbox_id,
@@ -282,11 +292,19 @@ void store_mailbox_list_free(struct store_mailbox_entry **list, size_t count);
 
 /* Counts for IMAP STATUS. */
 struct store_status {
+	int64_t mailbox_id;
 	uint32_t messages, unseen, deleted, uidnext, uidvalidity;
 	uint64_t size, highestmodseq;
+	char objectid[STORE_OBJECTID_MAX];	/* MAILBOXID (RFC 8474) */
 };
 int store_mailbox_status(struct store_reader *r, int64_t mailbox_id,
 			 struct store_status *status_r);
+/* The same for every mailbox of an account at once, in ascending
+ * mailbox_id order (a new array), with one query whatever their number
+ * (LIST-STATUS, RFC 5819); size: also the sums of message sizes (a join
+ * with every message's row, else 0). Returns 0 or -1. */
+int store_account_status(struct store_reader *r, int64_t account_id, bool size,
+			 struct store_status **v_r, size_t *count_r);
 
 /* Changes flags of messages (by UID): STORE_FLAGS_ADD, _REMOVE or _SET
  * the system flags in flags and the keywords (space-separated names, may
@@ -374,6 +392,20 @@ int store_message_mime(struct store_reader *r, int64_t message_id, struct store_
  * for rows that have none. Returns 0 or -1 (errno: the file is gone). */
 int store_msg_mime_parse(struct store *s, const struct store_msg *msg, struct store_mime *m);
 void store_mime_deinit(struct store_mime *m);
+
+/* PREVIEW (RFC 8970): at most STORE_PREVIEW_CHARS characters of UTF-8 from
+ * the first text/plain or text/html part that is not an attachment,
+ * transfer-decoded, HTML tags, comments, style and script removed, runs of
+ * white space made one space; "" when the message has no such text.
+ * store_message_preview: the one stored at delivery: 1 with a new string,
+ * 0 when the row has none (stored by an older version), -1.
+ * store_msg_preview_make: made now from the body file, 0 or -1 (errno).
+ * store_preview_save: stores it for a row that had none, in the writer,
+ * without telling anyone (a lost write only means making it again). */
+#define STORE_PREVIEW_CHARS 200
+int store_message_preview(struct store_reader *r, int64_t message_id, char **preview_r);
+int store_msg_preview_make(struct store *s, const struct store_msg *msg, char **preview_r);
+void store_preview_save(struct store *s, int64_t message_id, const char *preview);
 
 /* Full-text search for IMAP SEARCH BODY/TEXT/HEADER (RFC 9051 6.4.4):
  * the UIDs of the mailbox, ascending, whose indexed text contains needle

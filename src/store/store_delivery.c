@@ -46,6 +46,7 @@ struct store_delivery {
 	struct store_text text;	/* for the full-text index */
 	struct store_sort_fields sort;	/* for IMAP SORT and THREAD */
 	bool sort_ok;
+	char *preview;		/* RFC 8970, or NULL */
 	char *sender;
 	struct local_rcpt *locals;
 	size_t local_count;
@@ -198,6 +199,7 @@ static void delivery_free(struct store_delivery *d)
 	store_mime_deinit(&d->mime_result);
 	store_text_deinit(&d->text);
 	store_sort_fields_deinit(&d->sort);
+	free(d->preview);
 	free(d->tmp_path);
 	free(d->body_path);
 	free(d->sender);
@@ -260,18 +262,75 @@ static int bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
 	return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
 }
 
+/* The THREADID (RFC 8474 5.2) of a new message: that of the first message
+ * it references (References, else In-Reply-To, root first) that is
+ * stored, else that of a stored message with its own Message-ID (the copy
+ * a client APPENDs to Sent and the one delivered share it), else its own,
+ * "T" and its queue id. Looked up among all stored messages: a Message-ID
+ * names one message wherever it is, and a THREADID shows only who shares
+ * it among the messages one can read. Chosen once, never changed (5.2: it
+ * must not change once reported): a reply stored before what it answers
+ * starts a thread of its own. At most THREAD_LOOKUPS ids are looked up.
+ * Returns a new string, or NULL on a database error. */
+#define THREAD_LOOKUPS 32
+static char *thread_of(sqlite3 *db, const struct store_delivery *d)
+{
+	char *found = NULL;
+	sqlite3_stmt *st = NULL;
+	if (d->sort_ok && (d->sort.refs[0] != '\0' || d->sort.message_id != NULL)) {
+		if (sqlite3_prepare_v2(db,
+				"SELECT coalesce(m.threadid, 'T' || m.queue_id) FROM message_sort s"
+				" JOIN messages m ON m.id = s.id WHERE s.message_id = ? LIMIT 1",
+				-1, &st, NULL) != SQLITE_OK)
+			return NULL;
+		char *refs = xstrdup(d->sort.refs);
+		char *save = NULL;
+		int n = 0;
+		for (char *id = strtok_r(refs, " ", &save); id && !found && n < THREAD_LOOKUPS;
+		     id = strtok_r(NULL, " ", &save), n++) {
+			sqlite3_reset(st);
+			sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+			int rc = sqlite3_step(st);
+			if (rc == SQLITE_ROW)
+				found = xstrdup((const char *)sqlite3_column_text(st, 0));
+			else if (rc != SQLITE_DONE)
+				n = -1;
+			if (n < 0)
+				break;
+		}
+		free(refs);
+		if (n >= 0 && !found && d->sort.message_id != NULL) {
+			sqlite3_reset(st);
+			sqlite3_bind_text(st, 1, d->sort.message_id, -1, SQLITE_STATIC);
+			int rc = sqlite3_step(st);
+			if (rc == SQLITE_ROW)
+				found = xstrdup((const char *)sqlite3_column_text(st, 0));
+			else if (rc != SQLITE_DONE)
+				n = -1;
+		}
+		sqlite3_finalize(st);
+		if (n < 0)
+			return NULL;
+	}
+	return found ? found : xasprintf("T%s", d->queue_id);
+}
+
 /* Writer thread, inside the shared transaction. */
 static int delivery_apply(struct store_job *job, sqlite3 *db)
 {
 	struct store_delivery *d = (struct store_delivery *)job;
 	sqlite3_stmt *msg = NULL, *mbox = NULL, *mail = NULL, *queue = NULL, *text = NULL;
 	int r = -1;
+	char *threadid = NULL;
+	if ((d->local_count > 0 || d->append_mailbox > 0) && (threadid = thread_of(db, d)) == NULL)
+		goto out;
 
 	if (sqlite3_prepare_v2(db,
 			"INSERT INTO messages (queue_id, body, size, received, sender,"
 			" hdr_from, hdr_subject, hdr_date, hdr_message_id,"
-			" envelope, body_simple, bodystructure, parts, text_indexed)"
-			" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &msg, NULL) != SQLITE_OK ||
+			" envelope, body_simple, bodystructure, parts, text_indexed,"
+			" threadid, preview)"
+			" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &msg, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
 			"UPDATE mailboxes SET uidnext = uidnext + 1,"
 			" highestmodseq = highestmodseq + 1"
@@ -303,6 +362,8 @@ static int delivery_apply(struct store_job *job, sqlite3 *db)
 		sqlite3_bind_blob(msg, 13, m->parts, (int)m->parts_len, SQLITE_STATIC);
 	}
 	sqlite3_bind_int(msg, 14, d->text.complete);
+	bind_text_or_null(msg, 15, threadid);
+	bind_text_or_null(msg, 16, d->preview);
 	if (sqlite3_step(msg) != SQLITE_DONE)
 		goto out;
 	int64_t message_id = sqlite3_last_insert_rowid(db);
@@ -417,6 +478,7 @@ out:
 	sqlite3_finalize(mail);
 	sqlite3_finalize(queue);
 	sqlite3_finalize(text);
+	free(threadid);
 	return r;
 }
 
@@ -476,6 +538,7 @@ static int delivery_ready(struct store_delivery *d)
 		store_text_extract(mm, d->fd, &d->text);
 		store_sort_compute(mm, &d->sort);
 		d->sort_ok = true;
+		store_preview_compute(mm, d->fd, &d->preview);
 	}
 	mime_message_free(&mm);
 	return 0;

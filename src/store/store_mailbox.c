@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,8 @@ int store_mailbox_get(struct store_reader *r, int64_t account_id, const char *na
 		      struct store_mailbox_info *info_r)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(r->db, "SELECT id, uidvalidity, uidnext, highestmodseq"
-			       " FROM mailboxes WHERE account_id = ? AND name = ?",
+	if (sqlite3_prepare_v2(r->db, "SELECT id, uidvalidity, uidnext, highestmodseq,"
+			       " objectid FROM mailboxes WHERE account_id = ? AND name = ?",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_int64(st, 1, account_id);
@@ -28,6 +29,8 @@ int store_mailbox_get(struct store_reader *r, int64_t account_id, const char *na
 		info_r->uidvalidity = (uint32_t)sqlite3_column_int64(st, 1);
 		info_r->uidnext = (uint32_t)sqlite3_column_int64(st, 2);
 		info_r->highestmodseq = (uint64_t)sqlite3_column_int64(st, 3);
+		const char *oid = (const char *)sqlite3_column_text(st, 4);
+		snprintf(info_r->objectid, sizeof(info_r->objectid), "%s", oid ? oid : "");
 		res = 1;
 	} else if (rc != SQLITE_DONE) {
 		res = -1;
@@ -38,7 +41,8 @@ int store_mailbox_get(struct store_reader *r, int64_t account_id, const char *na
 
 #define MSG_COLUMNS \
 	"SELECT l.uid, l.flags, l.modseq, l.internaldate, m.size, m.id, m.body," \
-	" l.prefix, l.keywords FROM mail l JOIN messages m ON m.id = l.message_id"
+	" l.prefix, l.keywords, l.savedate, m.queue_id, m.threadid" \
+	" FROM mail l JOIN messages m ON m.id = l.message_id"
 
 static int read_msgs(sqlite3_stmt *st, struct store_msg **msgs_r, size_t *count_r);
 
@@ -76,6 +80,16 @@ static int read_msgs(sqlite3_stmt *st, struct store_msg **msgs_r, size_t *count_
 		m->body = xstrdup((const char *)sqlite3_column_text(st, 6));
 		const char *kw = (const char *)sqlite3_column_text(st, 8);
 		m->keywords = kw && *kw ? xstrdup(kw) : NULL;
+		m->savedate = sqlite3_column_int64(st, 9);
+		/* RFC 8474: the ids of the shared messages row, so a copy or
+		 * a move keeps them; a row from before threads stand alone. */
+		const char *qid = (const char *)sqlite3_column_text(st, 10);
+		const char *tid = (const char *)sqlite3_column_text(st, 11);
+		snprintf(m->emailid, sizeof(m->emailid), "M%s", qid ? qid : "");
+		if (tid != NULL)
+			snprintf(m->threadid, sizeof(m->threadid), "%s", tid);
+		else
+			snprintf(m->threadid, sizeof(m->threadid), "T%s", qid ? qid : "");
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -368,6 +382,25 @@ void store_mailbox_list_free(struct store_mailbox_entry **list, size_t count)
 	*list = NULL;
 }
 
+/* One row of STATUS_COLUMNS into *st_r. */
+static void status_row(sqlite3_stmt *st, struct store_status *st_r)
+{
+	memset(st_r, 0, sizeof(*st_r));
+	st_r->mailbox_id = sqlite3_column_int64(st, 0);
+	st_r->uidnext = (uint32_t)sqlite3_column_int64(st, 1);
+	st_r->uidvalidity = (uint32_t)sqlite3_column_int64(st, 2);
+	st_r->highestmodseq = (uint64_t)sqlite3_column_int64(st, 3);
+	const char *oid = (const char *)sqlite3_column_text(st, 4);
+	snprintf(st_r->objectid, sizeof(st_r->objectid), "%s", oid ? oid : "");
+	st_r->messages = (uint32_t)sqlite3_column_int64(st, 5);
+	st_r->unseen = (uint32_t)sqlite3_column_int64(st, 6);
+	st_r->deleted = (uint32_t)sqlite3_column_int64(st, 7);
+	st_r->size = (uint64_t)sqlite3_column_int64(st, 8);
+}
+
+#define STATUS_COLUMNS \
+	"SELECT b.id, b.uidnext, b.uidvalidity, b.highestmodseq, b.objectid,"
+
 int store_mailbox_status(struct store_reader *reader, int64_t mailbox_id,
 			 struct store_status *st_r)
 {
@@ -375,7 +408,7 @@ int store_mailbox_status(struct store_reader *reader, int64_t mailbox_id,
 	sqlite3_stmt *st;
 	memset(st_r, 0, sizeof(*st_r));
 	if (sqlite3_prepare_v2(rd->db,
-			"SELECT b.uidnext, b.uidvalidity, b.highestmodseq,"
+			STATUS_COLUMNS
 			" (SELECT count(*) FROM mail WHERE mailbox_id = b.id),"
 			" (SELECT count(*) FROM mail WHERE mailbox_id = b.id AND (flags & 1) = 0),"
 			" (SELECT count(*) FROM mail WHERE mailbox_id = b.id AND (flags & 8) != 0),"
@@ -386,17 +419,55 @@ int store_mailbox_status(struct store_reader *reader, int64_t mailbox_id,
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	int r = -1;
 	if (sqlite3_step(st) == SQLITE_ROW) {
-		st_r->uidnext = (uint32_t)sqlite3_column_int64(st, 0);
-		st_r->uidvalidity = (uint32_t)sqlite3_column_int64(st, 1);
-		st_r->highestmodseq = (uint64_t)sqlite3_column_int64(st, 2);
-		st_r->messages = (uint32_t)sqlite3_column_int64(st, 3);
-		st_r->unseen = (uint32_t)sqlite3_column_int64(st, 4);
-		st_r->deleted = (uint32_t)sqlite3_column_int64(st, 5);
-		st_r->size = (uint64_t)sqlite3_column_int64(st, 6);
+		status_row(st, st_r);
 		r = 0;
 	}
 	sqlite3_finalize(st);
 	return r;
+}
+
+/* One pass over the account's mail rows, grouped by mailbox (the primary
+ * key of mail starts with mailbox_id); mailboxes without mail come from
+ * the outer join with a count of 0. The size variant adds a lookup of each
+ * message's row by its key. */
+int store_account_status(struct store_reader *r, int64_t account_id, bool size,
+			 struct store_status **v_r, size_t *count_r)
+{
+	sqlite3_stmt *st;
+	const char *sql = size ?
+		STATUS_COLUMNS
+		" count(l.uid), coalesce(sum((l.flags & 1) = 0), 0),"
+		" coalesce(sum((l.flags & 8) != 0), 0),"
+		" coalesce(sum(m.size + length(l.prefix)), 0)"
+		" FROM mailboxes b LEFT JOIN mail l ON l.mailbox_id = b.id"
+		" LEFT JOIN messages m ON m.id = l.message_id"
+		" WHERE b.account_id = ? GROUP BY b.id ORDER BY b.id" :
+		STATUS_COLUMNS
+		" count(l.uid), coalesce(sum((l.flags & 1) = 0), 0),"
+		" coalesce(sum((l.flags & 8) != 0), 0), 0"
+		" FROM mailboxes b LEFT JOIN mail l ON l.mailbox_id = b.id"
+		" WHERE b.account_id = ? GROUP BY b.id ORDER BY b.id";
+	if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, account_id);
+	struct store_status *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		status_row(st, &v[n++]);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return -1;
+	}
+	*v_r = v;
+	*count_r = n;
+	return 0;
 }
 
 /* ---- flags ---- */

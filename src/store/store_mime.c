@@ -10,7 +10,9 @@
 #include "mime/mime.h"
 #include "mime/mime_imap.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -298,6 +300,328 @@ void store_text_deinit(struct store_text *t)
 {
 	buf_deinit(&t->header);
 	buf_deinit(&t->body);
+}
+
+/* ---- PREVIEW (RFC 8970) ---- */
+
+/* How much of a part is read for its preview: enough for the first
+ * STORE_PREVIEW_CHARS characters of text behind a long HTML head. */
+#define PREVIEW_READ_MAX (256 * 1024)
+
+/* The first text/plain or text/html part that is not an attachment, in
+ * the order a reader meets them (the first alternative of a
+ * multipart/alternative, plain text by convention); not inside attached
+ * messages. */
+static const struct mime_part *preview_part(const struct mime_part *part, int depth)
+{
+	if (depth > MIME_DEFAULT_MAX_DEPTH)
+		return NULL;
+	if (mime_part_kind(part) == MIME_KIND_MULTIPART) {
+		for (const struct mime_part *c = mime_part_first_child(part); c; c = mime_part_next(c)) {
+			const struct mime_part *p = preview_part(c, depth + 1);
+			if (p != NULL)
+				return p;
+		}
+		return NULL;
+	}
+	if (mime_part_kind(part) != MIME_KIND_TEXT)
+		return NULL;
+	const char *disp = mime_part_disposition(part);
+	if (disp != NULL && str_ieq(disp, "attachment"))
+		return NULL;
+	const char *sub = mime_part_subtype(part);
+	return str_ieq(sub, "plain") || str_ieq(sub, "html") ? part : NULL;
+}
+
+/* Whether p[0..len) starts with the tag name name (then a space, "/" or
+ * ">"), case-insensitively. */
+static bool tag_is(const char *p, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+	return len > n && str_nieq(p, name, n) &&
+	       (p[n] == '>' || p[n] == '/' || p[n] == ' ' || p[n] == '\t' ||
+		p[n] == '\r' || p[n] == '\n');
+}
+
+/* Finds needle (ASCII, lower case) in p[0..len), case-insensitively. */
+static size_t find_ci(const char *p, size_t len, const char *needle)
+{
+	size_t n = strlen(needle);
+	for (size_t i = 0; i + n <= len; i++) {
+		if (str_nieq(p + i, needle, n))
+			return i;
+	}
+	return len;
+}
+
+/* Appends code point cp as UTF-8 (invalid ones as U+FFFD). */
+static void append_utf8(struct buf *out, unsigned long cp)
+{
+	char u[4];
+	if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		cp = 0xFFFD;
+	if (cp < 0x80) {
+		buf_append_c(out, (char)cp);
+	} else if (cp < 0x800) {
+		u[0] = (char)(0xC0 | (cp >> 6));
+		u[1] = (char)(0x80 | (cp & 0x3F));
+		buf_append(out, u, 2);
+	} else if (cp < 0x10000) {
+		u[0] = (char)(0xE0 | (cp >> 12));
+		u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		u[2] = (char)(0x80 | (cp & 0x3F));
+		buf_append(out, u, 3);
+	} else {
+		u[0] = (char)(0xF0 | (cp >> 18));
+		u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+		u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		u[3] = (char)(0x80 | (cp & 0x3F));
+		buf_append(out, u, 4);
+	}
+}
+
+/* HTML as the text a reader sees: what tags enclose in head, style,
+ * script and title goes, so do comments and tags (a tag leaves a space:
+ * "<p>a</p><p>b</p>" reads "a b"); the common named entities and every
+ * numeric one become their character. */
+static void preview_html(const char *p, size_t len, struct buf *out)
+{
+	static const struct { const char *name; const char *text; } ent[] = {
+		{ "&amp;", "&" }, { "&lt;", "<" }, { "&gt;", ">" }, { "&quot;", "\"" },
+		{ "&apos;", "'" }, { "&nbsp;", " " },
+	};
+	static const char *const skipped[] = { "head", "style", "script", "title" };
+	size_t i = 0;
+	while (i < len) {
+		char c = p[i];
+		if (c == '<') {
+			const char *t = p + i + 1;
+			size_t left = len - i - 1;
+			if (left >= 3 && memcmp(t, "!--", 3) == 0) {
+				size_t end = find_ci(t + 3, left - 3, "-->");
+				i += 1 + 3 + end + 3;
+				continue;
+			}
+			size_t k;
+			for (k = 0; k < ARRAY_SIZE(skipped); k++) {
+				if (tag_is(t, left, skipped[k]))
+					break;
+			}
+			if (k < ARRAY_SIZE(skipped)) {
+				char close[16];
+				snprintf(close, sizeof(close), "</%s", skipped[k]);
+				size_t end = find_ci(t, left, close);
+				i += 1 + end;
+				/* then the closing tag itself, as any tag */
+			}
+			size_t gt = i;
+			while (gt < len && p[gt] != '>')
+				gt++;
+			i = gt + 1;
+			buf_append_c(out, ' ');
+			continue;
+		}
+		if (c == '&') {
+			const char *e = p + i;
+			size_t left = len - i;
+			if (left > 2 && e[1] == '#') {
+				size_t j = 2;
+				bool hex = j < left && (e[j] == 'x' || e[j] == 'X');
+				j += hex;
+				unsigned long cp = 0;
+				size_t digits = 0;
+				while (j < left && digits < 8 &&
+				       (hex ? isxdigit((unsigned char)e[j]) : isdigit((unsigned char)e[j]))) {
+					char d = e[j];
+					cp = cp * (hex ? 16 : 10) +
+					     (unsigned long)(isdigit((unsigned char)d) ? d - '0' :
+							     (tolower((unsigned char)d) - 'a' + 10));
+					j++;
+					digits++;
+				}
+				if (digits > 0) {
+					append_utf8(out, cp);
+					i += j + (j < left && e[j] == ';');
+					continue;
+				}
+			}
+			size_t k;
+			for (k = 0; k < ARRAY_SIZE(ent); k++) {
+				size_t el = strlen(ent[k].name);
+				if (left >= el && str_nieq(e, ent[k].name, el)) {
+					buf_append_str(out, ent[k].text);
+					i += el;
+					break;
+				}
+			}
+			if (k < ARRAY_SIZE(ent))
+				continue;
+		}
+		buf_append_c(out, c);
+		i++;
+	}
+}
+
+/* Runs of white space and control characters become one space, none at
+ * either end; the text is cut after STORE_PREVIEW_CHARS characters (whole
+ * UTF-8 sequences; the input is valid UTF-8). */
+static char *preview_finish(const char *p, size_t len)
+{
+	struct buf out;
+	buf_init(&out, 0);
+	size_t chars = 0;
+	bool space = false;
+	for (size_t i = 0; i < len && chars < STORE_PREVIEW_CHARS;) {
+		unsigned char c = (unsigned char)p[i];
+		/* U+00A0 (no-break space, as &nbsp; and many mailers make it)
+		 * counts as white space too. */
+		if (c <= 0x20 || c == 0x7F || (c == 0xC2 && i + 1 < len && (unsigned char)p[i + 1] == 0xA0)) {
+			space = out.len > 0;
+			i += c == 0xC2 ? 2 : 1;
+			continue;
+		}
+		size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+		if (i + n > len)
+			break;
+		/* C1 controls (U+0080..U+009F) go like C0 ones. */
+		if (c == 0xC2 && (unsigned char)p[i + 1] < 0xA0) {
+			space = out.len > 0;
+			i += 2;
+			continue;
+		}
+		if (space) {
+			buf_append_c(&out, ' ');
+			chars++;
+			space = false;
+			if (chars == STORE_PREVIEW_CHARS)
+				break;
+		}
+		buf_append(&out, p + i, n);
+		chars++;
+		i += n;
+	}
+	return out.data ? buf_steal(&out, NULL) : xstrdup("");
+}
+
+void store_preview_compute(const struct mime_message *msg, int fd, char **preview_r)
+{
+	const struct mime_part *part = preview_part(mime_message_root(msg), 0);
+	if (part == NULL) {
+		*preview_r = xstrdup("");
+		return;
+	}
+	struct mime_range r = mime_part_body(part);
+	struct buf raw, dec, utf8, text;
+	buf_init(&raw, PREVIEW_READ_MAX);
+	buf_init(&dec, PREVIEW_READ_MAX);
+	buf_init(&utf8, 4 * PREVIEW_READ_MAX);
+	buf_init(&text, 4 * PREVIEW_READ_MAX);
+	(void)pread_range(fd, r.start, r.len < PREVIEW_READ_MAX ? r.len : PREVIEW_READ_MAX, &raw);
+	const char *in = raw.data ? raw.data : "";
+	switch (mime_part_cte(part)) {
+	case MIME_CTE_BASE64:
+		(void)decode_base64(in, raw.len, &dec);
+		break;
+	case MIME_CTE_QP:
+		(void)decode_qp(in, raw.len, &dec);
+		break;
+	default:
+		(void)buf_append(&dec, in, raw.len);
+		break;
+	}
+	const char *charset = mime_part_param(part, "charset");
+	if (dec.len > 0 &&
+	    charset_to_utf8(charset ? charset : "us-ascii", dec.data, dec.len, &utf8) == -2)
+		(void)charset_to_utf8("utf-8", dec.data, dec.len, &utf8);
+	if (str_ieq(mime_part_subtype(part), "html"))
+		preview_html(utf8.data ? utf8.data : "", utf8.len, &text);
+	else
+		(void)buf_append(&text, utf8.data ? utf8.data : "", utf8.len);
+	*preview_r = preview_finish(text.data ? text.data : "", text.len);
+	buf_deinit(&raw);
+	buf_deinit(&dec);
+	buf_deinit(&utf8);
+	buf_deinit(&text);
+}
+
+int store_msg_preview_make(struct store *s, const struct store_msg *msg, char **preview_r)
+{
+	int fd = store_msg_open(s, msg);
+	if (fd < 0)
+		return -1;
+	struct mime_parser *p = mime_parser_new(NULL);
+	char chunk[65536];
+	ssize_t n;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		mime_parser_feed(p, chunk, (size_t)n);
+	if (n < 0) {
+		int err = errno;
+		mime_parser_free(&p);
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	struct mime_message *mm;
+	mime_parser_finish(&p, &mm);
+	store_preview_compute(mm, fd, preview_r);
+	mime_message_free(&mm);
+	close(fd);
+	return 0;
+}
+
+int store_message_preview(struct store_reader *r, int64_t message_id, char **preview_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(r->db, "SELECT preview FROM messages WHERE id = ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, message_id);
+	int rc = sqlite3_step(st), res = 0;
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		*preview_r = xstrdup((const char *)sqlite3_column_text(st, 0));
+		res = 1;
+	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		res = -1;
+	}
+	sqlite3_finalize(st);
+	return res;
+}
+
+struct preview_job {
+	struct store_job job;	/* first: the writer sees only this */
+	int64_t message_id;
+	char *preview;
+};
+
+static int preview_apply(struct store_job *job, sqlite3 *db)
+{
+	struct preview_job *j = (struct preview_job *)job;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "UPDATE messages SET preview = ? WHERE id = ? AND preview IS NULL",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, j->preview, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, j->message_id);
+	int r = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(st);
+	return r;
+}
+
+static void preview_finish_job(struct store_job *job, int result UNUSED)
+{
+	struct preview_job *j = (struct preview_job *)job;
+	free(j->preview);
+	free(j);
+}
+
+void store_preview_save(struct store *s, int64_t message_id, const char *preview)
+{
+	struct preview_job *j = xcalloc(1, sizeof(*j));
+	j->job.apply = preview_apply;
+	j->job.finish = preview_finish_job;
+	j->message_id = message_id;
+	j->preview = xstrdup(preview);
+	store_writer_submit(s, &j->job);
 }
 
 static int collect_uids(sqlite3_stmt *st, uint32_t **uids_r, size_t *count_r)

@@ -83,6 +83,9 @@ struct store_text {
 };
 void store_text_extract(const struct mime_message *msg, int fd, struct store_text *t);
 void store_text_deinit(struct store_text *t);
+/* The RFC 8970 preview of a parsed message (store.h, STORE_PREVIEW_CHARS),
+ * a new string, "" when it has no text to show. fd is the body file. */
+void store_preview_compute(const struct mime_message *msg, int fd, char **preview_r);
 
 /* store_sort.c */
 /* The SORT/THREAD fields of a parsed message, and their row (message_sort)
@@ -133,6 +136,6 @@ void store_mailbox_touch(int64_t mailbox_id);
 int store_sync_dir(struct store *s, const char *dir);
 void store_writer_submit(struct store *s, struct store_job *job);
 
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 
 #endif

@@ -8,6 +8,7 @@ parse results stored, SEARCH TEXT over a row the index never saw)."""
 import imaplib
 import os
 import pwd
+import re
 import sqlite3
 
 import pytest
@@ -183,5 +184,21 @@ def test_migrate_from_old_schema(yubin_factory, current_version, version):
         assert typ == "OK" and data == [b"1"], data
         typ, data = m.uid("FETCH", "1", "(BODY.PEEK[])")
         assert data[0][1] == PREFIX + BODY
+        # Version 9: OBJECTID (RFC 8474) for the old rows: a MAILBOXID
+        # made by the migration, each mailbox its own; EMAILID and
+        # THREADID from the queue id; PREVIEW (RFC 8970) made when first
+        # asked (NIL for LAZY until then).
+        typ, data = m.status("INBOX", "(MAILBOXID)")
+        assert typ == "OK" and re.match(rb'^"?INBOX"? \(MAILBOXID \(F[0-9a-f]{24}\)\)$',
+                                        data[0]), data
+        typ, other = m.status("Sent", "(MAILBOXID)")
+        assert other[0].split(b"MAILBOXID")[1] != data[0].split(b"MAILBOXID")[1]
+        typ, data = m.fetch("1", "(EMAILID THREADID PREVIEW (LAZY))")
+        assert typ == "OK" and data[0] == (
+            b"1 (EMAILID (M%s) THREADID (T%s) PREVIEW NIL)" % (QUEUE_ID.encode(),
+                                                             QUEUE_ID.encode())), data
+        typ, data = m.fetch("1", "(PREVIEW)")
+        assert typ == "OK" and data[0] == (
+            b'1 (PREVIEW "A message from before the upgrade, with xylophone in it.")'), data
     finally:
         m.logout()
