@@ -121,6 +121,18 @@ void dkim_key_free(struct dkim_key **key);
  * message cannot be signed (no From field, a header too large). */
 char *dkim_sign(const struct dkim_key *key, const char *msg, size_t len, int64_t now);
 
+/* The same in steps, for a message read from a file, with several keys
+ * (one body hash, relaxed): the body bytes (after the empty line) in
+ * chunks, then the header block (the fields; the empty line may follow).
+ * Returns the DKIM-Signature fields of every key, in the order of keys,
+ * malloc'd, or NULL (no From field, header too large, no key); frees the
+ * signer. */
+struct dkim_signer;
+struct dkim_signer *dkim_signer_new(void);
+void dkim_signer_body(struct dkim_signer *s, const char *data, size_t len);
+char *dkim_signer_finish(struct dkim_signer **s, struct dkim_key *const *keys, size_t nkeys,
+			 const char *header, size_t hlen, int64_t now);
+
 /* Makes a new key: RSA (bits: 2048 when 0) or Ed25519. Writes it as a
  * PKCS#8 PEM file at path (mode 0600, not replacing an existing file) and
  * returns the malloc'd TXT record value to publish at

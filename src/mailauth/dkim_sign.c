@@ -344,29 +344,15 @@ static void fold_append(struct buf *b, size_t *col, const char *s)
 	*col += n;
 }
 
-char *dkim_sign(const struct dkim_key *key, const char *msg, size_t len, int64_t now)
+/* The header block hdr[0..hlen) (the empty line may follow), the body
+ * hash bh: the DKIM-Signature field of key, or NULL. */
+static char *sign_field(const struct dkim_key *key, const char *hdr, size_t hlen,
+			const unsigned char bh[32], int64_t now)
 {
-	/* the header block: up to the empty line */
-	size_t hlen = 0, body = len;
-	for (size_t i = 0; i < len;) {
-		if (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n') {
-			hlen = i;
-			body = i + 2;
-			break;
-		}
-		if (msg[i] == '\n') {
-			hlen = i;
-			body = i + 1;
-			break;
-		}
-		const char *nl = memchr(msg + i, '\n', len - i);
-		i = nl != NULL ? (size_t)(nl - msg) + 1 : len;
-		hlen = i;
-	}
 	if (hlen > DKIM_MAX_HEADER)
 		return NULL;
 	struct dkim_field *fields = xcalloc(DKIM_MAX_FIELDS, sizeof(*fields));
-	int nf = dkim_fields_split(msg, hlen, fields, DKIM_MAX_FIELDS);
+	int nf = dkim_fields_split(hdr, hlen, fields, DKIM_MAX_FIELDS);
 	char *result = NULL;
 	if (nf < 0)
 		goto out;
@@ -397,19 +383,7 @@ char *dkim_sign(const struct dkim_key *key, const char *msg, size_t len, int64_t
 		buf_deinit(&h);
 		goto out;
 	}
-
-	/* the body hash, relaxed (3.4.4) */
-	unsigned char bh[32];
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
-		log_fatal("dkim: cannot start SHA-256");
-	struct dkim_body bstate;
-	dkim_body_init(&bstate, DKIM_CANON_RELAXED, md, false, 0);
-	dkim_body_feed(&bstate, msg + body, len - body);
-	dkim_body_end(&bstate);
-	EVP_DigestFinal_ex(md, bh, NULL);
-	EVP_MD_CTX_free(md);
-	char *bh64 = b64(bh, sizeof(bh));
+	char *bh64 = b64(bh, 32);
 
 	/* the field with an empty b= (3.5, 3.7) */
 	struct buf f;
@@ -430,6 +404,7 @@ char *dkim_sign(const struct dkim_key *key, const char *msg, size_t len, int64_t
 	free(part);
 	/* h= folded at its colons */
 	fold_append(&f, &col, " h=");
+	size_t hv_start = f.len;
 	const char *p = h.data;
 	while (*p != '\0') {
 		size_t n = strcspn(p, ":");
@@ -438,6 +413,7 @@ char *dkim_sign(const struct dkim_key *key, const char *msg, size_t len, int64_t
 		free(name);
 		p += n + (p[n] == ':');
 	}
+	size_t hv_end = f.len - 1;	/* the ";" */
 	buf_deinit(&h);
 	part = xasprintf(" bh=%s;", bh64);
 	fold_append(&f, &col, part);
@@ -447,11 +423,9 @@ char *dkim_sign(const struct dkim_key *key, const char *msg, size_t len, int64_t
 
 	struct buf data;
 	buf_init(&data, 0);
-	const char *hv = strstr(f.data, "h=") + 2;
-	const char *hv_end = strchr(hv, ';');
 	(void)buf_append(&f, "\r\n", 2);
-	int ret = dkim_header_data(DKIM_CANON_RELAXED, fields, (size_t)nf, hv,
-				   (size_t)(hv_end - hv), f.data, f.len, &data);
+	int ret = dkim_header_data(DKIM_CANON_RELAXED, fields, (size_t)nf, f.data + hv_start,
+				   hv_end - hv_start, f.data, f.len, &data);
 	f.len -= 2;
 	f.data[f.len] = '\0';
 	unsigned char hash[32], sig[1024];
@@ -485,6 +459,81 @@ char *dkim_sign(const struct dkim_key *key, const char *msg, size_t len, int64_t
 out:
 	free(fields);
 	return result;
+}
+
+struct dkim_signer {
+	EVP_MD_CTX *md;
+	struct dkim_body body;
+};
+
+struct dkim_signer *dkim_signer_new(void)
+{
+	struct dkim_signer *s = xcalloc(1, sizeof(*s));
+	s->md = EVP_MD_CTX_new();
+	if (s->md == NULL || EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1)
+		log_fatal("dkim: cannot start SHA-256");
+	/* relaxed (3.4.4): the body hash of every key we sign with */
+	dkim_body_init(&s->body, DKIM_CANON_RELAXED, s->md, false, 0);
+	return s;
+}
+
+void dkim_signer_body(struct dkim_signer *s, const char *data, size_t len)
+{
+	dkim_body_feed(&s->body, data, len);
+}
+
+char *dkim_signer_finish(struct dkim_signer **sp, struct dkim_key *const *keys, size_t nkeys,
+			 const char *header, size_t hlen, int64_t now)
+{
+	struct dkim_signer *s = *sp;
+	unsigned char bh[32];
+
+	*sp = NULL;
+	dkim_body_end(&s->body);
+	EVP_DigestFinal_ex(s->md, bh, NULL);
+	EVP_MD_CTX_free(s->md);
+	free(s);
+	struct buf out;
+	buf_init(&out, 0);
+	for (size_t i = 0; i < nkeys; i++) {
+		char *f = sign_field(keys[i], header, hlen, bh, now);
+		if (f == NULL) {
+			buf_deinit(&out);
+			return NULL;
+		}
+		(void)buf_append_str(&out, f);
+		free(f);
+	}
+	if (out.len == 0) {
+		buf_deinit(&out);
+		return NULL;
+	}
+	return buf_steal(&out, NULL);
+}
+
+char *dkim_sign(const struct dkim_key *key, const char *msg, size_t len, int64_t now)
+{
+	/* the header block: up to the empty line */
+	size_t hlen = 0, body = len;
+	for (size_t i = 0; i < len;) {
+		if (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n') {
+			hlen = i;
+			body = i + 2;
+			break;
+		}
+		if (msg[i] == '\n') {
+			hlen = i;
+			body = i + 1;
+			break;
+		}
+		const char *nl = memchr(msg + i, '\n', len - i);
+		i = nl != NULL ? (size_t)(nl - msg) + 1 : len;
+		hlen = i;
+	}
+	struct dkim_signer *s = dkim_signer_new();
+	dkim_signer_body(s, msg + body, len - body);
+	struct dkim_key *k = (struct dkim_key *)key;
+	return dkim_signer_finish(&s, &k, 1, msg, hlen, now);
 }
 
 /* ---- key generation ---- */

@@ -4,6 +4,8 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "mailauth/dkim.h"
+#include "mime/addrlist.h"
 #include "mime/decode.h"
 #include "mime/header.h"
 #include "net/net.h"
@@ -82,6 +84,7 @@ struct smtp_client {
 	struct qp_encoder qpe;
 	bool last_cr;		/* the body ended on CR LF? */
 	char last_char;
+	struct buf dkim;	/* DKIM-Signature fields, sent before the message */
 
 	char *host_error;
 };
@@ -170,6 +173,113 @@ static int scan_8bit(int fd, bool *eightbit_r)
 
 static void next_message(struct smtp_client *c);
 static void send_commands(struct smtp_client *c);
+
+/* Was the message submitted by an authenticated user? Our own Received
+ * field is always the first line of the file (smtp_session.c writes it
+ * before anything of the client's), and its "with" keyword ends in "A"
+ * after AUTH (RFC 3848: ESMTPA, ESMTPSA; RFC 6531: UTF8SMTPA, UTF8SMTPSA).
+ * Only such a message had its From: checked against the user's addresses;
+ * mail from elsewhere (say an alias forwarding a message that claims to be
+ * from one of our domains) must not get our signature. */
+static bool submitted_by_user(const char *h, size_t hlen)
+{
+	size_t pos = 0;
+	struct header_field f;
+	if (header_next(h, hlen, &pos, &f) != 1 || f.name_len != 8 ||
+	    !str_nieq(f.name, "Received", 8))
+		return false;
+	char *v = header_unfold(f.value, f.value_len);
+	const char *by = strstr(v, " (yubin) with ");
+	bool ok = false;
+	if (by != NULL) {
+		const char *w = by + 14;
+		size_t n = strcspn(w, " ;");
+		ok = (n == 6 && strncmp(w, "ESMTPA", 6) == 0) ||
+			(n == 7 && strncmp(w, "ESMTPSA", 7) == 0) ||
+			(n == 9 && strncmp(w, "UTF8SMTPA", 9) == 0) ||
+			(n == 10 && strncmp(w, "UTF8SMTPSA", 10) == 0);
+	}
+	free(v);
+	return ok;
+}
+
+/* DKIM (RFC 6376 5): a message our user submitted, whose From: domain has
+ * keys (<data_dir>/dkim/<domain>/), is signed with them as it leaves,
+ * over the bytes that go out (after an 8BITMIME downgrade, the converted
+ * ones). The body is read once more for its hash; each attempt signs
+ * again (the same fields, a new t=). Fills c->dkim; nothing on failure
+ * (the message goes unsigned, logged). */
+static void dkim_prepare(struct smtp_client *c, struct smtp_client_msg *m)
+{
+	buf_reset(&c->dkim);
+	char *h = xmalloc(256 * 1024);
+	ssize_t got = pread(c->fd, h, 256 * 1024, 0);
+	char *from = NULL, **addrs = NULL;
+	struct dkim_key *keys[2];
+	size_t nkeys = 0;
+	if (got <= 0)
+		goto out;
+	size_t hlen = header_block_len(h, (size_t)got);
+	if (hlen == (size_t)got && hlen == 256 * 1024)
+		goto out;
+	if (!submitted_by_user(h, hlen))
+		goto out;
+	from = header_get(h, hlen, "From");
+	if (from == NULL || addrlist_parse(from, &addrs) < 1)
+		goto out;
+	const char *at = strrchr(addrs[0], '@');
+	if (at == NULL)
+		goto out;
+	nkeys = dkim_keys_for_domain(store_data_dir(c->store), at + 1, keys, 2);
+	if (nkeys == 0)
+		goto out;
+	struct dkim_signer *signer = dkim_signer_new();
+	char in[65536];
+	uint64_t off = hlen;
+	struct qp_encoder qpe;
+	qp_encoder_init(&qpe);
+	for (;;) {
+		ssize_t n = pread(c->fd, in, sizeof(in), (off_t)off);
+		if (n < 0) {
+			char *none = dkim_signer_finish(&signer, keys, 0, "", 0, 0);
+			free(none);
+			log_error("event=dkim_unsigned queue_id=%s error=\"%s\"", m->queue_id,
+				  strerror(errno));
+			goto out;
+		}
+		if (c->convert) {
+			struct buf qp;
+			buf_init(&qp, 0);
+			if (n > 0)
+				(void)qp_encode_more(&qpe, in, (size_t)n, &qp);
+			else
+				(void)qp_encode_finish(&qpe, &qp);
+			dkim_signer_body(signer, qp.data, qp.len);
+			buf_deinit(&qp);
+		} else {
+			dkim_signer_body(signer, in, (size_t)n);
+		}
+		if (n == 0)
+			break;
+		off += (uint64_t)n;
+	}
+	char *sig = c->convert ?
+		dkim_signer_finish(&signer, keys, nkeys, c->conv_header.data, c->conv_header.len, 0) :
+		dkim_signer_finish(&signer, keys, nkeys, h, hlen, 0);
+	if (sig == NULL) {
+		log_error("event=dkim_unsigned queue_id=%s domain=%s", m->queue_id, at + 1);
+		goto out;
+	}
+	buf_append_str(&c->dkim, sig);
+	free(sig);
+	log_info("event=dkim_signed queue_id=%s domain=%s keys=%zu", m->queue_id, at + 1, nkeys);
+out:
+	for (size_t i = 0; i < nkeys; i++)
+		dkim_key_free(&keys[i]);
+	addrlist_free(&addrs);
+	free(from);
+	free(h);
+}
 
 /* RFC 6152 3: 8-bit data must not go to a server without 8BITMIME; a
  * single-part message with a 7-bit header is converted to quoted-printable
@@ -263,6 +373,7 @@ static void start_message(struct smtp_client *c)
 		c->eightbit = false;	/* it goes as 7-bit now */
 		log_info("event=relay_8bit_converted queue_id=%s peer=%s", m->queue_id, c->peer_name);
 	}
+	dkim_prepare(c, m);
 	c->state = C_TRANSACTION;
 	c->ncmds = 2 + m->rcpt_count;
 	c->sent = c->replied = 0;
@@ -289,7 +400,8 @@ static void send_commands(struct smtp_client *c)
 		case CMD_MAIL:
 			send_line(c, "MAIL FROM:<%s>%s%s SIZE=%llu", m->sender,
 				  c->eightbit ? " BODY=8BITMIME" : "",
-				  c->utf8 ? " SMTPUTF8" : "", (unsigned long long)m->size);
+				  c->utf8 ? " SMTPUTF8" : "",
+				  (unsigned long long)(m->size + c->dkim.len));
 			break;
 		case CMD_RCPT:
 			send_line(c, "RCPT TO:<%s>", m->rcpts[i - 1].address);
@@ -342,6 +454,10 @@ static void send_body(struct smtp_client *c)
 {
 	struct smtp_client_msg *m = &c->msgs[c->cur];
 	char in[65536];
+	if (c->dkim.len > 0) {
+		write_stuffed(c, c->dkim.data, c->dkim.len);
+		buf_reset(&c->dkim);
+	}
 	if (c->convert && c->conv_header.len > 0) {
 		write_stuffed(c, c->conv_header.data, c->conv_header.len);
 		buf_reset(&c->conv_header);
@@ -700,6 +816,7 @@ static void on_close(struct conn *conn, enum conn_close_reason reason UNUSED)
 	free(c->host_error);
 	buf_deinit(&c->reply);
 	buf_deinit(&c->conv_header);
+	buf_deinit(&c->dkim);
 	free(c->peer_name);
 	free(c->helo_name);
 	free(c->auth_user);
@@ -740,6 +857,7 @@ struct smtp_client *smtp_client_start(struct loop *loop, struct store *store,
 	c->fd = -1;
 	buf_init(&c->reply, 64 * 1024);
 	buf_init(&c->conv_header, 0);
+	buf_init(&c->dkim, 0);
 	c->state = C_GREETING;
 	c->conn = conn_connect(loop, (const struct sockaddr *)&params->addr, params->addrlen,
 			       params->connect_timeout ? params->connect_timeout : 30,
