@@ -50,6 +50,7 @@ enum scope {
 	SCOPE_QUEUE = 1 << 5,		/* [queue]: the outbound queue's schedule */
 	SCOPE_RELAY = 1 << 6,		/* [relay]: how mail leaves */
 	SCOPE_DNS = 1 << 4,		/* [dns]: the resolver */
+	SCOPE_MAILAUTH = 1 << 7,	/* [mailauth]: SPF, DKIM, DMARC on port 25 */
 };
 
 struct section {
@@ -65,6 +66,7 @@ static const struct section sections[] = {
 	{ "queue", SCOPE_QUEUE, -1, BARE_LF_REJECT },
 	{ "relay", SCOPE_RELAY, -1, BARE_LF_REJECT },
 	{ "dns", SCOPE_DNS, -1, BARE_LF_REJECT },
+	{ "mailauth", SCOPE_MAILAUTH, -1, BARE_LF_REJECT },
 	/* Port 25 takes mail from anywhere: a bare LF there is refused, since
 	 * accepting it is what SMTP smuggling relies on. Submission clients
 	 * are our own users' programs, some of which send bare LF. */
@@ -194,6 +196,20 @@ static const struct directive directives[] = {
 	{ SCOPE_DNS, "servers", DT_DNS_SERVERS, C(dns_servers), NULL, 0, 0, NULL, DF_REPEAT },
 	{ SCOPE_DNS, "timeout", DT_DURATION, C(dns_timeout), "5s", 1, 300, NULL, 0 },
 	{ SCOPE_DNS, "attempts", DT_UINT, C(dns_attempts), "2", 1, 10, NULL, 0 },
+
+	/* Mail authentication of what port 25 receives (mailauth/): each
+	 * check can be turned off; dmarc_reject=no delivers what DMARC says
+	 * to reject into the recipient's Junk instead of refusing it with
+	 * 550 5.7.1. authserv_id names us in Authentication-Results (RFC 8601
+	 * 2.5): the hostname when unset. mailauth_timeout bounds all the DNS
+	 * work of one message after its data ended (DKIM keys, DMARC). */
+	{ SCOPE_MAILAUTH, "spf", DT_BOOL, C(mailauth_spf), "yes", 0, 0, NULL, 0 },
+	{ SCOPE_MAILAUTH, "dkim", DT_BOOL, C(mailauth_dkim), "yes", 0, 0, NULL, 0 },
+	{ SCOPE_MAILAUTH, "dmarc", DT_BOOL, C(mailauth_dmarc), "yes", 0, 0, NULL, 0 },
+	{ SCOPE_MAILAUTH, "dmarc_reject", DT_BOOL, C(dmarc_reject), "yes", 0, 0, NULL, 0 },
+	{ SCOPE_MAILAUTH, "authserv_id", DT_HOSTNAME, C(authserv_id), NULL, 0, 0, NULL, 0 },
+	{ SCOPE_MAILAUTH, "mailauth_timeout", DT_DURATION, C(mailauth_timeout), "30s",
+	  1, 600, NULL, 0 },
 
 
 	/* The outbound queue (RFC 5321 4.5.4.1: retry after at least 30

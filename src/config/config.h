@@ -127,6 +127,12 @@ struct config {
 	char *dns_servers;	/* "ADDR:PORT,[ADDR6]:PORT" for c-ares; NULL: resolv.conf */
 	uint32_t dns_timeout;	/* seconds, the first try per server */
 	uint32_t dns_attempts;	/* rounds over the servers */
+
+	/* [mailauth]: port 25 only */
+	bool mailauth_spf, mailauth_dkim, mailauth_dmarc;
+	bool dmarc_reject;	/* no: what DMARC rejects goes to Junk */
+	char *authserv_id;	/* NULL: the hostname */
+	uint32_t mailauth_timeout;	/* seconds for one message's DNS work */
 };
 
 /* Reads and checks the file. Returns 0 and a new config, or -1 with

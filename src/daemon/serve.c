@@ -7,6 +7,7 @@
 #include "core/loop.h"
 #include "core/util.h"
 #include "core/work.h"
+#include "dns/dns.h"
 #include "auth/auth.h"
 #include "net/net.h"
 #include "net/tls.h"
@@ -38,10 +39,14 @@ struct io_thread {
 static void *io_main(void *arg)
 {
 	struct io_thread *t = arg;
+	/* SMTP sessions ask DNS (mailauth on port 25) from their own loop;
+	 * dns_init ran in queue_start, before these threads */
+	dns_thread_init(t->loop);
 	net_listen_start(t->loop, t->socks, t->sock_count);
 	loop_run(t->loop);
 	net_listen_stop(t->loop);
 	net_close_all(t->loop);
+	dns_thread_deinit();
 	smtp_thread_deinit();
 	pop3_thread_deinit();
 	imap_thread_deinit();

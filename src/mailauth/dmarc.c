@@ -729,6 +729,19 @@ struct dmarc *dmarc_new_ids(const char *from_domain, const char *spf_pass_domain
 	return d;
 }
 
+struct dmarc *dmarc_new(const char *from_domain, enum spf_result spf, const char *spf_domain,
+			const struct dkim_sig_result *dkim, size_t ndkim)
+{
+	const char *ids[DMARC_IDS_MAX];
+	size_t n = 0;
+
+	for (size_t i = 0; i < ndkim && n < DMARC_IDS_MAX; i++) {
+		if (dkim[i].result == DKIM_PASS && dkim[i].domain != NULL)
+			ids[n++] = dkim[i].domain;
+	}
+	return dmarc_new_ids(from_domain, spf == SPF_PASS ? spf_domain : NULL, ids, n);
+}
+
 enum ma_step dmarc_step(struct dmarc *d, const struct ma_answer *answer, struct ma_query *q_r)
 {
 	if (d->done)

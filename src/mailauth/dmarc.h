@@ -22,7 +22,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "mailauth/dkim.h"
 #include "mailauth/ma_dns.h"
+#include "mailauth/spf.h"
 
 #define DMARC_RECORD_MAX 2048	/* longer TXT records are not DMARC records */
 #define DMARC_WALK_MAX 8	/* queries per Tree Walk (RFC 9989 4.10) */
@@ -83,6 +85,14 @@ struct dmarc;
  * at most DMARC_IDS_MAX distinct ones are used. Strings are copied. */
 struct dmarc *dmarc_new_ids(const char *from_domain, const char *spf_pass_domain,
 			    const char *const *dkim_pass_domains, size_t ndkim);
+
+/* The shape the other evaluators' results come in: spf and spf_domain as
+ * spf_result() and spf_domain() gave them for the MAIL FROM identity
+ * (spf_domain NULL when SPF checked the HELO identity, which DMARC does
+ * not use, RFC 9989 4.4.2); dkim: dkim_verify_results(), whose passes
+ * count. */
+struct dmarc *dmarc_new(const char *from_domain, enum spf_result spf, const char *spf_domain,
+			const struct dkim_sig_result *dkim, size_t ndkim);
 
 /* Call first with answer NULL; on MA_STEP_QUERY ask *q_r and call again
  * with its answer. */

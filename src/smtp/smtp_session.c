@@ -13,6 +13,7 @@
 #include "smtp/address.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_line.h"
+#include "smtp/smtp_mailauth.h"
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/log.h"
@@ -84,6 +85,9 @@ struct smtp_session {
 	bool header_pending;
 	struct buf header;
 	const char *header_refuse;	/* why the message will be refused */
+	/* port 25: SPF/DKIM/DMARC and Authentication-Results (the header
+	 * is held too, to remove forged Authentication-Results) */
+	struct smtp_mailauth *mailauth;
 };
 
 /* The most of a submitted message's header held back for checking. */
@@ -160,6 +164,7 @@ static void transaction_reset(struct smtp_session *s)
 	buf_deinit(&s->header);
 	s->header_pending = false;
 	s->header_refuse = NULL;
+	smtp_mailauth_free(&s->mailauth);
 	s->too_big = s->write_failed = false;
 	s->chunk_left = 0;
 	s->chunk_last = false;
@@ -539,6 +544,9 @@ static int start_message(struct smtp_session *s)
 	if (s->submission) {
 		s->header_pending = true;
 		buf_init(&s->header, SUBMIT_HEADER_MAX);
+	} else if ((s->mailauth = smtp_mailauth_new(cfg, conn_id(c))) != NULL) {
+		s->header_pending = true;
+		buf_init(&s->header, SUBMIT_HEADER_MAX);
 	}
 	return r;
 }
@@ -585,6 +593,41 @@ static void cmd_data(struct smtp_session *s, char *arg)
 static void message_done(void *arg, int result);
 static void header_end(struct smtp_session *s);
 static void write_body(struct smtp_session *s, const char *p, size_t n);
+static void commit_message(struct smtp_session *s);
+
+/* The SPF result of MAIL FROM for DMARC and Authentication-Results. SPF in
+ * the session is not there yet: nothing to hand over. */
+static void mailauth_spf(struct smtp_session *s)
+{
+	smtp_mailauth_set_spf(s->mailauth, false, SPF_NONE, NULL, false);
+}
+
+/* Port 25: DKIM and DMARC are done; act on DMARC (RFC 9989 5.3.6) and
+ * add Authentication-Results (RFC 8601) for the local recipients. */
+static void mailauth_done(void *arg)
+{
+	struct smtp_session *s = arg;
+	s->busy = false;
+	if (s->conn == NULL) {
+		session_free(s);
+		return;
+	}
+	enum smtp_mailauth_action act = smtp_mailauth_action(s->mailauth);
+	log_info("event=mailauth session=%s queue_id=%s %s action=%s", conn_id(s->conn),
+		 store_delivery_queue_id(s->delivery), smtp_mailauth_summary(s->mailauth),
+		 act == SMTP_MAILAUTH_REJECT ? "reject" : act == SMTP_MAILAUTH_JUNK ? "junk" : "accept");
+	if (act == SMTP_MAILAUTH_REJECT) {
+		/* RFC 9989 7.2: refused in the SMTP transaction, 5.7.1 */
+		reply(s, "550 5.7.1 Error: rejected by the sender domain's DMARC policy");
+		transaction_reset(s);
+		conn_resume_read(s->conn);
+		return;
+	}
+	store_delivery_set_local_header(s->delivery, smtp_mailauth_field(s->mailauth));
+	store_delivery_set_junk(s->delivery, act == SMTP_MAILAUTH_JUNK);
+	conn_resume_read(s->conn);
+	commit_message(s);
+}
 
 /* The message is complete: check it, then hand it to the store. */
 static void finish_message(struct smtp_session *s)
@@ -622,6 +665,20 @@ static void finish_message(struct smtp_session *s)
 		transaction_reset(s);
 		return;
 	}
+	if (s->mailauth != NULL) {
+		mailauth_spf(s);
+		s->busy = true;
+		conn_pause_read(s->conn);
+		if (smtp_mailauth_run(s->mailauth, mailauth_done, s))
+			mailauth_done(s);
+		return;
+	}
+	commit_message(s);
+}
+
+/* Hands the checked message to the store. */
+static void commit_message(struct smtp_session *s)
+{
 	struct store_delivery *d = s->delivery;
 	store_delivery_set_sender(d, s->sender);
 	for (size_t i = 0; i < s->rcpt_count; i++) {
@@ -685,6 +742,19 @@ static void write_raw(struct smtp_session *s, const char *p, size_t n)
 static void header_end(struct smtp_session *s)
 {
 	s->header_pending = false;
+	if (!s->submission) {
+		/* port 25: the held header, without the Authentication-Results
+		 * that claim to be ours (RFC 8601 5) */
+		struct buf out;
+		buf_init(&out, 0);
+		if (smtp_mailauth_header(s->mailauth, s->header.data ? s->header.data : "",
+					 s->header.len, &out) < 0)
+			s->write_failed = true;
+		write_raw(s, out.data, out.len);
+		buf_deinit(&out);
+		buf_deinit(&s->header);
+		return;
+	}
 	const char *h = s->header.data ? s->header.data : "";
 	size_t hlen = header_block_len(h, s->header.len);
 	char *from = header_get(h, hlen, "From");
@@ -732,6 +802,8 @@ static void header_end(struct smtp_session *s)
 
 static void write_body(struct smtp_session *s, const char *p, size_t n)
 {
+	if (s->mailauth != NULL)
+		smtp_mailauth_feed(s->mailauth, p, n);
 	if (!s->header_pending) {
 		write_raw(s, p, n);
 		return;
@@ -739,6 +811,9 @@ static void write_body(struct smtp_session *s, const char *p, size_t n)
 	size_t old = s->header.len;
 	if (buf_append(&s->header, p, n) < 0) {
 		/* A header this large: check what we have, then stream. */
+		if (!s->submission)
+			/* port 25: a From: past this could not be seen by DMARC */
+			s->header_refuse = "552 5.3.4 Error: message header too big";
 		header_end(s);
 		write_raw(s, p, n);
 		return;

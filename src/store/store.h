@@ -528,6 +528,15 @@ void store_delivery_add_mailbox(struct store_delivery *d, int64_t mailbox_id,
 				uint32_t flags, const char *keywords, int64_t internaldate,
 				uint32_t *uidvalidity_r, uint32_t *uid_r);
 
+/* Header lines (CRLF-ended) every local recipient gets above the message,
+ * after Return-Path and Delivered-To: the Authentication-Results of port
+ * 25 (RFC 8601). Copied. */
+void store_delivery_set_local_header(struct store_delivery *d, const char *lines);
+/* Local recipients get the message in their \Junk mailbox (RFC 6154)
+ * instead of the INBOX: DMARC quarantine. One is created (named "Junk",
+ * or "Junk-<n>" when that name is taken) when the account has none. */
+void store_delivery_set_junk(struct store_delivery *d, bool junk);
+
 /* A remote recipient: the message waits in the queue for it. */
 void store_delivery_add_remote(struct store_delivery *d, const char *rcpt);
 

@@ -50,6 +50,8 @@ struct store_delivery {
 	char *sender;
 	struct local_rcpt *locals;
 	size_t local_count;
+	char *local_header;	/* Authentication-Results..., or NULL */
+	bool junk;		/* locals: into \\Junk, not the INBOX */
 	char **remotes;
 	size_t remote_count;
 	char *hdr_from, *hdr_subject, *hdr_date, *hdr_message_id;
@@ -166,6 +168,71 @@ void store_delivery_add_local(struct store_delivery *d, int64_t account_id,
 	d->local_count++;
 }
 
+void store_delivery_set_local_header(struct store_delivery *d, const char *lines)
+{
+	free(d->local_header);
+	d->local_header = xstrdup(lines);
+}
+
+void store_delivery_set_junk(struct store_delivery *d, bool junk)
+{
+	d->junk = junk;
+}
+
+/* Writer thread: the account's \Junk mailbox (RFC 6154), made when
+ * missing (as IMAP CREATE makes one, with the special-use set). Returns
+ * its id, or -1 on a database error. */
+static int64_t junk_mailbox(sqlite3 *db, int64_t account_id)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t id = -1;
+	if (sqlite3_prepare_v2(db, "SELECT id FROM mailboxes WHERE account_id = ?"
+			       " AND special_use = '\\Junk' ORDER BY id LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, account_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW || rc != SQLITE_DONE)
+		return id;
+	/* A name not taken yet; UIDVALIDITY as store_manage.c chooses it:
+	 * above every other of the account's, at least the time. */
+	int64_t uv = -1;
+	if (sqlite3_prepare_v2(db, "SELECT max(uidvalidity) FROM mailboxes WHERE account_id = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, account_id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		uv = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (uv < 0)
+		return -1;
+	int64_t now = time_now_ms() / 1000;
+	uv = (uv >= now ? uv + 1 : now) & 0xffffffff;
+	for (int n = 0; n < 100 && id < 0; n++) {
+		char name[32];
+		if (n == 0)
+			snprintf(name, sizeof(name), "Junk");
+		else
+			snprintf(name, sizeof(name), "Junk-%d", n);
+		if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO mailboxes (account_id, name,"
+				       " special_use, uidvalidity) VALUES (?, ?, '\\Junk', ?)",
+				       -1, &st, NULL) != SQLITE_OK)
+			return -1;
+		sqlite3_bind_int64(st, 1, account_id);
+		sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, uv);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return -1;
+		if (sqlite3_changes(db) == 1)
+			id = sqlite3_last_insert_rowid(db);
+	}
+	return id;
+}
+
 void store_delivery_add_mailbox(struct store_delivery *d, int64_t mailbox_id,
 				uint32_t flags, const char *keywords, int64_t internaldate,
 				uint32_t *uidvalidity_r, uint32_t *uid_r)
@@ -200,6 +267,7 @@ static void delivery_free(struct store_delivery *d)
 	store_text_deinit(&d->text);
 	store_sort_fields_deinit(&d->sort);
 	free(d->preview);
+	free(d->local_header);
 	free(d->tmp_path);
 	free(d->body_path);
 	free(d->sender);
@@ -334,7 +402,7 @@ static int delivery_apply(struct store_job *job, sqlite3 *db)
 	    sqlite3_prepare_v2(db,
 			"UPDATE mailboxes SET uidnext = uidnext + 1,"
 			" highestmodseq = highestmodseq + 1"
-			" WHERE account_id = ? AND name = 'INBOX'"
+			" WHERE account_id = ? AND (CASE WHEN ? > 0 THEN id = ? ELSE name = 'INBOX' END)"
 			" RETURNING id, uidnext - 1, highestmodseq", -1, &mbox, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
 			"INSERT INTO mail (mailbox_id, uid, message_id, prefix, modseq,"
@@ -383,6 +451,12 @@ static int delivery_apply(struct store_job *job, sqlite3 *db)
 	for (size_t i = 0; i < d->local_count; i++) {
 		sqlite3_reset(mbox);
 		sqlite3_bind_int64(mbox, 1, d->locals[i].account_id);
+		/* DMARC quarantine: the account's \\Junk instead of the INBOX */
+		int64_t junk = d->junk ? junk_mailbox(db, d->locals[i].account_id) : 0;
+		if (junk < 0)
+			goto out;
+		sqlite3_bind_int64(mbox, 2, junk);
+		sqlite3_bind_int64(mbox, 3, junk);
 		int rc = sqlite3_step(mbox);
 		if (rc == SQLITE_DONE) {
 			/* The account was deleted after RCPT was accepted. */
@@ -403,8 +477,9 @@ static int delivery_apply(struct store_job *job, sqlite3 *db)
 			goto out;
 		/* RFC 5321 4.4: Return-Path at final delivery; Delivered-To as
 		 * Postfix and Dovecot write it, for loop detection and filters. */
-		char *prefix = xasprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n",
-					 d->sender, d->locals[i].rcpt);
+		char *prefix = xasprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n%s",
+					 d->sender, d->locals[i].rcpt,
+					 d->local_header ? d->local_header : "");
 		sqlite3_reset(mail);
 		sqlite3_bind_int64(mail, 1, mailbox_id);
 		sqlite3_bind_int64(mail, 2, uid);
@@ -417,8 +492,8 @@ static int delivery_apply(struct store_job *job, sqlite3 *db)
 		free(prefix);
 		if (rc != SQLITE_DONE)
 			goto out;
-		log_info("event=delivered queue_id=%s rcpt=%s mailbox=INBOX uid=%lld size=%llu",
-			 d->queue_id, d->locals[i].rcpt, (long long)uid,
+		log_info("event=delivered queue_id=%s rcpt=%s mailbox=%s uid=%lld size=%llu",
+			 d->queue_id, d->locals[i].rcpt, junk > 0 ? "Junk" : "INBOX", (long long)uid,
 			 (unsigned long long)d->size);
 	}
 	if (d->append_mailbox > 0) {
