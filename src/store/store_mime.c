@@ -462,9 +462,39 @@ static void preview_html(const char *p, size_t len, struct buf *out)
 	}
 }
 
+/* The length of the well-formed UTF-8 sequence at p[0..len) (RFC 3629 4:
+ * no overlong form, no surrogate, nothing above U+10FFFF), 0 if there is
+ * none. The conversion to UTF-8 lets some malformed bytes through. */
+static size_t utf8_seq(const unsigned char *p, size_t len)
+{
+	unsigned char c = p[0];
+	if (c < 0x80)
+		return 1;
+	size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 :
+		   c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+	if (n == 0 || n > len)
+		return 0;
+	unsigned char lo = 0x80, hi = 0xBF;
+	if (c == 0xE0)
+		lo = 0xA0;
+	else if (c == 0xED)
+		hi = 0x9F;
+	else if (c == 0xF0)
+		lo = 0x90;
+	else if (c == 0xF4)
+		hi = 0x8F;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++) {
+		if (p[i] < 0x80 || p[i] > 0xBF)
+			return 0;
+	}
+	return n;
+}
+
 /* Runs of white space and control characters become one space, none at
- * either end; the text is cut after STORE_PREVIEW_CHARS characters (whole
- * UTF-8 sequences; the input is valid UTF-8). */
+ * either end; a malformed UTF-8 byte becomes U+FFFD (3.3: the preview is
+ * UTF-8); the text is cut after STORE_PREVIEW_CHARS characters. */
 static char *preview_finish(const char *p, size_t len)
 {
 	struct buf out;
@@ -480,23 +510,27 @@ static char *preview_finish(const char *p, size_t len)
 			i += c == 0xC2 ? 2 : 1;
 			continue;
 		}
-		size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-		if (i + n > len)
-			break;
+		size_t n = utf8_seq((const unsigned char *)p + i, len - i);
 		/* C1 controls (U+0080..U+009F) go like C0 ones. */
-		if (c == 0xC2 && (unsigned char)p[i + 1] < 0xA0) {
+		if (n == 2 && c == 0xC2 && (unsigned char)p[i + 1] < 0xA0) {
 			space = out.len > 0;
 			i += 2;
 			continue;
 		}
 		if (space) {
+			/* a space only with a character after it */
+			if (chars + 2 > STORE_PREVIEW_CHARS)
+				break;
 			buf_append_c(&out, ' ');
 			chars++;
 			space = false;
-			if (chars == STORE_PREVIEW_CHARS)
-				break;
 		}
-		buf_append(&out, p + i, n);
+		if (n == 0) {
+			buf_append_str(&out, "\xef\xbf\xbd");
+			n = 1;
+		} else {
+			buf_append(&out, p + i, n);
+		}
 		chars++;
 		i += n;
 	}
@@ -511,11 +545,10 @@ void store_preview_compute(const struct mime_message *msg, int fd, char **previe
 		return;
 	}
 	struct mime_range r = mime_part_body(part);
-	struct buf raw, dec, utf8, text;
+	struct buf raw, dec, utf8;
 	buf_init(&raw, PREVIEW_READ_MAX);
 	buf_init(&dec, PREVIEW_READ_MAX);
 	buf_init(&utf8, 4 * PREVIEW_READ_MAX);
-	buf_init(&text, 4 * PREVIEW_READ_MAX);
 	(void)pread_range(fd, r.start, r.len < PREVIEW_READ_MAX ? r.len : PREVIEW_READ_MAX, &raw);
 	const char *in = raw.data ? raw.data : "";
 	switch (mime_part_cte(part)) {
@@ -533,15 +566,23 @@ void store_preview_compute(const struct mime_message *msg, int fd, char **previe
 	if (dec.len > 0 &&
 	    charset_to_utf8(charset ? charset : "us-ascii", dec.data, dec.len, &utf8) == -2)
 		(void)charset_to_utf8("utf-8", dec.data, dec.len, &utf8);
-	if (str_ieq(mime_part_subtype(part), "html"))
-		preview_html(utf8.data ? utf8.data : "", utf8.len, &text);
-	else
-		(void)buf_append(&text, utf8.data ? utf8.data : "", utf8.len);
-	*preview_r = preview_finish(text.data ? text.data : "", text.len);
+	*preview_r = store_preview_text(str_ieq(mime_part_subtype(part), "html"),
+					utf8.data ? utf8.data : "", utf8.len);
 	buf_deinit(&raw);
 	buf_deinit(&dec);
 	buf_deinit(&utf8);
+}
+
+char *store_preview_text(bool html, const char *utf8, size_t len)
+{
+	if (!html)
+		return preview_finish(utf8, len);
+	struct buf text;
+	buf_init(&text, 0);
+	preview_html(utf8, len, &text);
+	char *r = preview_finish(text.data ? text.data : "", text.len);
 	buf_deinit(&text);
+	return r;
 }
 
 int store_msg_preview_make(struct store *s, const struct store_msg *msg, char **preview_r)

@@ -86,6 +86,10 @@ void store_text_deinit(struct store_text *t);
 /* The RFC 8970 preview of a parsed message (store.h, STORE_PREVIEW_CHARS),
  * a new string, "" when it has no text to show. fd is the body file. */
 void store_preview_compute(const struct mime_message *msg, int fd, char **preview_r);
+/* The preview of a text part's content, already converted to UTF-8: HTML
+ * made text if html, white space collapsed, malformed UTF-8 made U+FFFD,
+ * cut after STORE_PREVIEW_CHARS characters. A new string. */
+char *store_preview_text(bool html, const char *utf8, size_t len);
 
 /* store_sort.c */
 /* The SORT/THREAD fields of a parsed message, and their row (message_sort)
