@@ -2,38 +2,18 @@
 dnstest.py) serving SPF, DKIM and DMARC records, a DKIM key made for it,
 and a yubin whose [dns] servers point there with [mailauth] turned on."""
 
-import base64
 import os
-import subprocess
 import sys
-import tempfile
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "dns"))
 
 import dnstest  # noqa: E402
 import yubintest  # noqa: E402
-
-SELECTOR = "sel1"
-RCPT = "shiroyagi@example.com"
-
-
-def rsa_key():
-    """A new RSA-2048 key: (PKCS#1 PEM bytes for dkimpy, the p= value)."""
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "k.pem")
-        subprocess.run(["openssl", "genrsa", "-traditional", "-out", path, "2048"],
-                       check=True, capture_output=True)
-        der = subprocess.run(["openssl", "rsa", "-in", path, "-pubout", "-outform", "DER"],
-                             check=True, capture_output=True).stdout
-        return open(path, "rb").read(), base64.b64encode(der).decode()
-
-
-def txt_chunks(text):
-    """A TXT value as 255-byte character-strings (RFC 1035 3.3.14)."""
-    return [text[i:i + 255] for i in range(0, len(text), 255)]
+from mailauthtest import SELECTOR, overrides, rsa_key, txt_chunks  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +43,6 @@ def zone(dkim_key):
     dns.start()
     yield dns
     dns.stop()
-
-
-def overrides(zone, **mailauth):
-    o = dnstest.dns_overrides(zone.spec, timeout="1s", attempts="1")
-    o["mailauth"] = {"spf": "yes", "dkim": "yes", "dmarc": "yes"}
-    o["mailauth"].update(mailauth)
-    return o
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import time
 import dkim
 
 import yubintest
-from conftest import RCPT, SELECTOR, overrides
+from mailauthtest import RCPT, SELECTOR, overrides
 
 AUTHSERV = yubintest.HOSTNAME
 
