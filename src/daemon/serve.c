@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define IO_THREADS_MAX 64
@@ -197,6 +198,41 @@ static int lock_data_dir(const char *data_dir, int *fd_r, char **error_r)
 	return 0;
 }
 
+/* Descriptors kept aside from connections: listeners, the store and its
+ * readers, the log, the lock, thread wake-ups, DNS and outbound relay. */
+#define FD_RESERVE 128
+
+/* The connections the descriptor limit leaves room for. Each connection
+ * is one descriptor, and its session may hold one more (a body file being
+ * sent or written). max_connections must be met first: a connection over
+ * it gets the protocol's busy reply and is closed, while one that finds no
+ * descriptor waits in the backlog (net.c pauses accepting). So the soft
+ * limit is raised to the hard one, and max_connections (0: no limit of
+ * its own) is lowered, with a warning, to what fits under it. */
+static uint32_t fit_connections(uint32_t max_conns)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return max_conns;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
+		struct rlimit want = rl;
+		want.rlim_cur = rl.rlim_max;
+		if (want.rlim_cur == RLIM_INFINITY || want.rlim_cur > (1u << 20))
+			want.rlim_cur = 1u << 20;
+		if (want.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &want) == 0)
+			rl = want;
+	}
+	uint64_t fds = rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : (uint64_t)rl.rlim_cur;
+	uint64_t fit = fds > FD_RESERVE + 2 ? (fds - FD_RESERVE) / 2 : 1;
+	if (max_conns != 0 && max_conns <= fit)
+		return max_conns;
+	log_warn("event=max_connections_lowered configured=%u used=%llu open_files_limit=%llu "
+		 "note=\"two descriptors per connection and %d spare must fit under "
+		 "RLIMIT_NOFILE\"", max_conns, (unsigned long long)fit,
+		 (unsigned long long)fds, FD_RESERVE);
+	return (uint32_t)fit;
+}
+
 static void stop_loop(void *arg)
 {
 	loop_stop(arg);
@@ -273,7 +309,8 @@ int serve_run(struct config *cfg)
 		.cache_seconds = cfg->auth_cache_time,
 	});
 	work_start(0);
-	net_set_limits(&(struct net_limits){ cfg->max_connections, cfg->max_connections_per_ip });
+	net_set_limits(&(struct net_limits){ fit_connections(cfg->max_connections),
+					     cfg->max_connections_per_ip });
 	loop_global_init();
 	if (queue_start(cfg, store) < 0)
 		goto out;

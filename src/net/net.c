@@ -37,6 +37,7 @@ struct net_loop {
 	struct loop *loop;
 	struct evconnlistener **listeners;
 	size_t listener_count;
+	struct event *accept_resume_ev;	/* ends a pause after accept() failed */
 	struct conn *conns;
 };
 
@@ -447,14 +448,43 @@ static struct net_loop *net_loop_get(struct loop *loop)
 	return tl_net;
 }
 
+static void accept_resume_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
+{
+	struct net_loop *nl = arg;
+	for (size_t i = 0; i < nl->listener_count; i++)
+		evconnlistener_enable(nl->listeners[i]);
+}
+
+/* accept() failed other than for a connection gone at once: out of
+ * descriptors (EMFILE, ENFILE) or memory. The connection stays in the
+ * backlog, so the listener would wake again at once and spin; this loop
+ * stops accepting for 100 ms instead (nginx does the same), and the
+ * connection is taken once something was closed. */
+static void accept_error_cb(struct evconnlistener *l UNUSED, void *arg UNUSED)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+	struct net_loop *nl = tl_net;
+	log_warn("event=accept_failed error=\"%s\" note=\"not accepting for 100 ms\"",
+		 evutil_socket_error_to_string(err));
+	if (nl == NULL || nl->accept_resume_ev == NULL)
+		return;
+	for (size_t i = 0; i < nl->listener_count; i++)
+		evconnlistener_disable(nl->listeners[i]);
+	struct timeval tv = { 0, 100 * 1000 };
+	evtimer_add(nl->accept_resume_ev, &tv);
+}
+
 void net_listen_start(struct loop *loop, struct listen_socket *socks, size_t count)
 {
 	struct net_loop *nl = net_loop_get(loop);
+	if (nl->accept_resume_ev == NULL)
+		nl->accept_resume_ev = evtimer_new(loop_base(loop), accept_resume_cb, nl);
 	for (size_t i = 0; i < count; i++) {
 		struct evconnlistener *l = evconnlistener_new(loop_base(loop), accept_cb,
 							      &socks[i], 0, -1, socks[i].fd);
 		if (l == NULL)
 			log_fatal("event=listen_failed listener=%s", socks[i].name);
+		evconnlistener_set_error_cb(l, accept_error_cb);
 		nl->listeners = xrealloc(nl->listeners, (nl->listener_count + 1) * sizeof(*nl->listeners));
 		nl->listeners[nl->listener_count++] = l;
 	}
@@ -465,6 +495,10 @@ void net_listen_stop(struct loop *loop UNUSED)
 	struct net_loop *nl = tl_net;
 	if (nl == NULL)
 		return;
+	if (nl->accept_resume_ev != NULL) {
+		event_free(nl->accept_resume_ev);
+		nl->accept_resume_ev = NULL;
+	}
 	for (size_t i = 0; i < nl->listener_count; i++)
 		evconnlistener_free(nl->listeners[i]);
 	free(nl->listeners);
