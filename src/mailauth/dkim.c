@@ -478,9 +478,11 @@ void dkim_verify_end(struct dkim_verify *v)
 	if (v->ended)
 		return;
 	if (v->hstate != HDR_DONE) {
-		/* a message that is all header: the body is empty */
-		if (v->hstate != HDR_BOL && v->hstate != HDR_BOL_CR)
-			v->header_len = v->header.len;
+		/* a message that is all header: the body is empty (a CR
+		 * alone on the last line is not part of any field) */
+		v->header_len = v->header.len;
+		if (v->hstate == HDR_BOL_CR && v->header_len > 0)
+			v->header_len--;
 		v->hstate = HDR_DONE;
 		header_end(v);
 	}

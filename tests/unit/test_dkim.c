@@ -885,6 +885,28 @@ static void test_limits(void)
 	n = verify(m.data, m.len, &z, 0, res, DKIM_MAX_SIGS, NULL);
 	CHECK_INT(n, 0);
 	buf_deinit(&m);
+	/* a message that is all header, its last field signed: the header
+	 * ends at the end of the data (the body is empty: simple is CRLF) */
+	{
+		char *hdr = xstrndup(base_msg, (size_t)(strstr(base_msg, "\r\n\r\n") - base_msg) + 4);
+		char *m2 = make_sig("v=1; a=rsa-sha256; d=example.com; s=test; h=from:date; "
+				    "bh=%BH%; b=", hdr, DKIM_CANON_SIMPLE, DKIM_CANON_SIMPLE, false, 0);
+		struct zone kz = { 0 };
+		zone_add(&kz, "test._domainkey.example.com", MA_DNS_OK, test_rsa_txt);
+		size_t l2 = strlen(m2);
+		n = verify(m2, l2, &kz, 0, res, 1, NULL);
+		CHECK_INT(n, 1);
+		CHECK_INT(res[0], DKIM_PASS);
+		n = verify(m2, l2 - 2, &kz, 0, res, 1, NULL);	/* no empty line */
+		CHECK_INT(res[0], DKIM_PASS);
+		n = verify(m2, l2 - 1, &kz, 0, res, 1, NULL);	/* "...\r\n\r" */
+		CHECK_INT(res[0], DKIM_PASS);	/* the CR belongs to no field */
+		n = verify(m2, l2 - 3, &kz, 0, res, 1, NULL);	/* "+0000\r" */
+		CHECK_INT(res[0], DKIM_FAIL);	/* Date: changed (a CR, no line end) */
+		zone_clear(&kz);
+		free(m2);
+		free(hdr);
+	}
 	/* no signature, no header end */
 	n = verify("From: a@b\r\n", 11, &z, 0, res, DKIM_MAX_SIGS, NULL);
 	CHECK_INT(n, 0);
