@@ -89,7 +89,12 @@ int cli_dkim_keygen(struct cli *c)
 		} else if (strcmp(a, "--algorithm") == 0 && i + 1 < c->argc) {
 			alg_name = c->argv[++i];
 		} else if (strcmp(a, "--bits") == 0 && i + 1 < c->argc) {
-			bits = (unsigned)strtoul(c->argv[++i], NULL, 10);
+			uint64_t b;
+			if (str_to_u64(c->argv[++i], &b) < 0 || b < 1024 || b > 8192) {
+				fprintf(stderr, "yubin: --bits is 1024 to 8192\n");
+				return CLI_EXIT_USAGE;
+			}
+			bits = (unsigned)b;
 		} else if (a[0] != '-' && domain == NULL) {
 			domain = a;
 		} else {

@@ -105,6 +105,16 @@ def test_keygen_layout_and_record(instance, algorithm):
         assert f.read().startswith("-----BEGIN PRIVATE KEY-----")
 
 
+def test_keygen_rsa_bits(instance):
+    rc, out, err = instance.cli("dkim", "keygen", "example.com", "--selector", "big",
+                                "--bits", "3072")
+    assert rc == 0, err
+    p = subprocess.run(["openssl", "pkey", "-in",
+                        os.path.join(instance.data_dir, "dkim", "example.com", "big.pem"),
+                        "-noout", "-text"], stdout=subprocess.PIPE, check=True).stdout
+    assert b"3072 bit" in p
+
+
 def test_keygen_default_selector(instance):
     rc, out, err = instance.cli("dkim", "keygen", "example.com", "--algorithm", "ed25519")
     assert rc == 0, err
@@ -116,6 +126,8 @@ def test_keygen_default_selector(instance):
 
 @pytest.mark.parametrize("args", [
     ["dkim", "keygen", "example.com", "--algorithm", "dsa"],
+    ["dkim", "keygen", "example.com", "--bits", "512"],
+    ["dkim", "keygen", "example.com", "--bits", "2k"],
     ["dkim", "keygen", "../etc", "--selector", "x"],
     ["dkim", "keygen", "example.com", "--selector", "a/b"],
     ["dkim", "keygen", "example.com", "--selector", "../x"],
