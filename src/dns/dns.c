@@ -529,6 +529,44 @@ struct dns_lookup *dns_query(const char *name, enum dns_rr_type type, dns_rr_cb 
 	return l;
 }
 
+/* ---- timers ---- */
+
+struct dns_timer {
+	struct event *ev;
+	dns_timer_cb *cb;
+	void *ctx;
+};
+
+static void on_dns_timer(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
+{
+	struct dns_timer *t = arg;
+	t->cb(t->ctx);
+}
+
+struct dns_timer *dns_timer_new(unsigned ms, dns_timer_cb *cb, void *ctx)
+{
+	struct resolver *res = tl_res;
+	if (res == NULL)
+		log_panic("dns_timer_new on a thread without dns_thread_init");
+	struct dns_timer *t = xcalloc(1, sizeof(*t));
+	t->cb = cb;
+	t->ctx = ctx;
+	t->ev = evtimer_new(res->base, on_dns_timer, t);
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+	evtimer_add(t->ev, &tv);
+	return t;
+}
+
+void dns_timer_free(struct dns_timer **tp)
+{
+	struct dns_timer *t = *tp;
+	if (t == NULL)
+		return;
+	*tp = NULL;
+	event_free(t->ev);
+	free(t);
+}
+
 void dns_cancel(struct dns_lookup **lookupp)
 {
 	struct dns_lookup *l = *lookupp;

@@ -180,6 +180,17 @@ struct dns_lookup *dns_query(const char *name, enum dns_rr_type type, dns_rr_cb 
  * right after. Sets *lookup to NULL; NULL is fine. */
 void dns_cancel(struct dns_lookup **lookup);
 
+/* A one-shot timer on the calling thread's loop (the one given to
+ * dns_thread_init), for callers that bound a series of lookups as a whole
+ * (SPF: RFC 7208 4.6.4's limit on the elapsed time). cb runs once from
+ * the loop, after ms milliseconds, unless the timer is freed first. */
+struct dns_timer;
+typedef void dns_timer_cb(void *ctx);
+struct dns_timer *dns_timer_new(unsigned ms, dns_timer_cb *cb, void *ctx);
+/* Stops and frees the timer (also from inside its callback). Sets *timer
+ * to NULL; NULL is fine. */
+void dns_timer_free(struct dns_timer **timer);
+
 /* "192.0.2.1" or "2001:db8::1" (port 0), else "192.0.2.1:25" or
  * "[2001:db8::1]:25". buf holds DNS_ADDRSTRLEN bytes. */
 const char *dns_addr_text(const struct sockaddr_storage *addr, char *buf);

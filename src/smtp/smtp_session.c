@@ -13,6 +13,7 @@
 #include "smtp/address.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_line.h"
+#include "smtp/smtp_spf.h"
 #include "smtp/smtp_mailauth.h"
 #include "config/config.h"
 #include "core/buf.h"
@@ -53,6 +54,10 @@ struct smtp_session {
 	bool discarding;	/* in the middle of an overlong line */
 	bool busy;		/* waiting for the store or a password check */
 	bool submission;	/* [submission] or [submissions]: AUTH, relay for users */
+	/* port 25: SPF of the transaction's MAIL FROM (or HELO for <>), run
+	 * from MAIL FROM on; smtp_spf_result(s->spf) and its siblings are
+	 * what Authentication-Results and DMARC take at the end of DATA */
+	struct smtp_spf *spf;
 
 	/* authentication (RFC 4954) */
 	int64_t account_id;	/* > 0 once authenticated */
@@ -150,6 +155,7 @@ static void reply(struct smtp_session *s, const char *fmt, ...)
 static void transaction_reset(struct smtp_session *s)
 {
 	xfree(&s->sender);
+	smtp_spf_free(&s->spf);
 	for (size_t i = 0; i < s->rcpt_count; i++) {
 		free(s->rcpts[i].address);
 		store_targets_deinit(&s->rcpts[i].targets);
@@ -375,6 +381,12 @@ static void cmd_mail(struct smtp_session *s, char *arg)
 	s->smtputf8 = smtputf8;
 	s->body_8bit = body_8bit;
 	s->state = SMTP_MAIL;
+	/* RFC 7208 2.4: SPF of MAIL FROM (of HELO for <>) on port 25, in the
+	 * background while RCPT and DATA go on; submission is authenticated.
+	 * [mailauth] spf = no turns it off. */
+	if (!s->submission && cfg->mailauth_spf)
+		s->spf = smtp_spf_start(conn_id(s->conn), conn_peer_ip(s->conn), s->helo, s->sender,
+					cfg->hostname, 0);
 	log_info("event=mail session=%s from=<%s>%s", conn_id(s->conn), s->sender,
 		 smtputf8 ? " smtputf8=yes" : "");
 	reply(s, "250 2.1.0 Ok");
@@ -594,12 +606,29 @@ static void message_done(void *arg, int result);
 static void header_end(struct smtp_session *s);
 static void write_body(struct smtp_session *s, const char *p, size_t n);
 static void commit_message(struct smtp_session *s);
+static void finish_message(struct smtp_session *s);
 
-/* The SPF result of MAIL FROM for DMARC and Authentication-Results. SPF in
- * the session is not there yet: nothing to hand over. */
+/* The SPF result came while the end of the data waited for it. */
+static void spf_ready(void *arg)
+{
+	struct smtp_session *s = arg;
+	s->busy = false;
+	if (s->conn == NULL) {
+		session_free(s);
+		return;
+	}
+	conn_resume_read(s->conn);
+	finish_message(s);
+}
+
+/* The SPF result of MAIL FROM (smtp_spf.h, done by now: finish_message
+ * waited for it) for DMARC and Authentication-Results; not done when SPF
+ * is off. */
 static void mailauth_spf(struct smtp_session *s)
 {
-	smtp_mailauth_set_spf(s->mailauth, false, SPF_NONE, NULL, false);
+	smtp_mailauth_set_spf(s->mailauth, s->spf != NULL && smtp_spf_done(s->spf),
+			      smtp_spf_result(s->spf), smtp_spf_domain(s->spf),
+			      smtp_spf_helo(s->spf));
 }
 
 /* Port 25: DKIM and DMARC are done; act on DMARC (RFC 9989 5.3.6) and
@@ -663,6 +692,15 @@ static void finish_message(struct smtp_session *s)
 		log_info("event=message_refused session=%s reason=\"%s\"", conn_id(s->conn), refuse + 10);
 		reply(s, "%s", refuse);
 		transaction_reset(s);
+		return;
+	}
+	/* Port 25: the SPF result is needed now (Authentication-Results,
+	 * DMARC). Usually the data took longer than the DNS; if not, wait,
+	 * within the evaluation's time limit, and come back here. */
+	if (s->spf != NULL && !smtp_spf_done(s->spf)) {
+		s->busy = true;
+		conn_pause_read(s->conn);
+		smtp_spf_wait(s->spf, spf_ready, s);
 		return;
 	}
 	if (s->mailauth != NULL) {
