@@ -259,12 +259,31 @@ static void list_one(struct imap_session *s, const struct list_req *req,
 	imap_reply(s, "%s", b.data);
 	buf_deinit(&b);
 	/* RFC 5819 2: STATUS after the LIST of each mailbox that meets the
-	 * selection, from the counts read for all at once (a mailbox made
-	 * since has none: it is dropped, as a failed lookup would be). */
+	 * selection, from the counts read for all at once when there are
+	 * (a mailbox made since has none: it is dropped, as a failed lookup
+	 * would be), else with a query of its own; a failed lookup just
+	 * drops it. */
 	const struct store_status *st;
-	if ((req->ret & RET_STATUS) && in_selection &&
-	    (st = status_of(status, status_count, e->id)) != NULL)
+	if (!(req->ret & RET_STATUS) || !in_selection)
+		return;
+	if (status == NULL)
+		(void)imap_status_reply(s, e->id, e->name, &req->status);
+	else if ((st = status_of(status, status_count, e->id)) != NULL)
 		(void)imap_status_reply_with(s, st, e->name, &req->status);
+}
+
+/* How many mailboxes are asked STATUS at most before the counts of all
+ * are read at once. */
+#define LIST_STATUS_ONE_BY_ONE 8
+
+/* How many listed mailboxes get a STATUS. */
+static size_t status_wanted(const struct list_req *req, const struct store_mailbox_entry *list,
+			    size_t count)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < count; i++)
+		n += matches(req, list[i].name) && selected_by(req, &list[i]);
+	return n;
 }
 
 void imap_cmd_list(struct imap_session *s, const struct imap_arg *a, size_t n, bool lsub)
@@ -277,7 +296,10 @@ void imap_cmd_list(struct imap_session *s, const struct imap_arg *a, size_t n, b
 	struct store_mailbox_entry *list = NULL;
 	size_t count = 0;
 	/* LIST-STATUS: the counts of every mailbox with one query, not one
-	 * per mailbox (an account with thousands of folders). */
+	 * per mailbox, when many are listed (an account with thousands of
+	 * folders); that query reads every message row of the account, so a
+	 * few mailboxes (LIST "" INBOX RETURN (STATUS ...)) are asked one by
+	 * one. */
 	struct store_status *status = NULL;
 	size_t status_count = 0;
 	if (why) {
@@ -286,6 +308,7 @@ void imap_cmd_list(struct imap_session *s, const struct imap_arg *a, size_t n, b
 		   store_mailbox_list(imap_reader(), s->account_id, &list, &count) < 0) {
 		imap_tagged(s, "NO", "[SERVERBUG] Cannot list mailboxes");
 	} else if (req.npats > 0 && (req.ret & RET_STATUS) &&
+		   status_wanted(&req, list, count) > LIST_STATUS_ONE_BY_ONE &&
 		   store_account_status(imap_reader(), s->account_id,
 					imap_status_wants_size(&req.status), &status,
 					&status_count) < 0) {

@@ -1,6 +1,6 @@
 """LIST-STATUS (RFC 5819) over an account with 1,000 folders: every STATUS
 answer is right (the store reads the counts of all mailboxes with one
-query, store_account_status)."""
+query, store_account_status, when more than a few are listed)."""
 
 import re
 import threading
@@ -110,3 +110,7 @@ def test_rfc5819_list_status_1000_folders(mailbox, server):
     r = c.ok('LIST "" "Tree/%" RETURN (STATUS (MESSAGES UIDNEXT))')
     got = [parse_status(t) for t in r.lines("STATUS")]
     assert got == [("Tree/L%d" % i, {"MESSAGES": 0, "UIDNEXT": 1}) for i in range(10)], got
+    # A few mailboxes are asked one by one: the same answers.
+    for name in (names[97], names[194], "INBOX"):
+        r = c.ok('LIST "" %s RETURN (STATUS (MESSAGES UNSEEN SIZE))' % name)
+        assert [parse_status(t) for t in r.lines("STATUS")] == [(name, expect[name])], r
