@@ -28,7 +28,9 @@ def zone(dkim_key):
     example.net       p=reject, sp=quarantine: unsigned mail is refused
     quarantine.example  p=quarantine
     testing.example   p=reject; t=y (reject applied as quarantine)
-    slow.example      the _dmarc query is never answered"""
+    slow.example      the _dmarc query is never answered
+    spf.example       SPF: 127.0.0.7 only; p=reject; aspf=s
+    relaxed.example   p=reject; SPF for bounce.relaxed.example: 127.0.0.7"""
     dns = dnstest.TestDNS("127.0.0.1")
     _, pub = dkim_key
     for d in ("signed.example", "example.net"):
@@ -40,6 +42,12 @@ def zone(dkim_key):
     dns.add("_dmarc.quarantine.example", "TXT", "v=DMARC1; p=quarantine; rua=mailto:r@quarantine.example")
     dns.add("_dmarc.testing.example", "TXT", "v=DMARC1; p=reject; t=y")
     dns.drop("_dmarc.slow.example")
+    # SPF: only 127.0.0.7 may send for spf.example and bounce.relaxed.example
+    dns.add("spf.example", "TXT", "v=spf1 ip4:127.0.0.7 -all")
+    dns.add("_dmarc.spf.example", "TXT", "v=DMARC1; p=reject; aspf=s")
+    dns.add("bounce.spf.example", "TXT", "v=spf1 ip4:127.0.0.7 -all")
+    dns.add("bounce.relaxed.example", "TXT", "v=spf1 ip4:127.0.0.7 -all")
+    dns.add("_dmarc.relaxed.example", "TXT", "v=DMARC1; p=reject")
     dns.start()
     yield dns
     dns.stop()

@@ -36,3 +36,20 @@ def overrides(zone, **mailauth):
     o["mailauth"] = {"spf": "yes", "dkim": "yes", "dmarc": "yes"}
     o["mailauth"].update(mailauth)
     return o
+
+
+def session_from(inst, source):
+    """A raw SMTP session to inst's port 25 from the local address source
+    (127.0.0.x: what SPF sees), after the greeting and EHLO."""
+    import socket
+    import yubintest
+    r = yubintest.RawSMTP.__new__(yubintest.RawSMTP)
+    r.sock = socket.create_connection(("127.0.0.1", inst.port), timeout=yubintest.IO_TIMEOUT,
+                                      source_address=(source, 0))
+    r.timeout = yubintest.IO_TIMEOUT
+    r.buf = b""
+    rep = r.reply()
+    assert rep.code == 220, rep
+    rep = r.cmd("EHLO " + yubintest.EHLO_NAME)
+    assert rep.code == 250, rep
+    return r

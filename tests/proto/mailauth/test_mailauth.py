@@ -10,7 +10,7 @@ import time
 import dkim
 
 import yubintest
-from mailauthtest import RCPT, SELECTOR, overrides
+from mailauthtest import RCPT, SELECTOR, overrides, session_from
 
 AUTHSERV = yubintest.HOSTNAME
 
@@ -208,3 +208,48 @@ def test_junk_created_when_missing(yubin_factory, zone):
         assert typ == "OK" and len(data[0].split()) == 1, data
     finally:
         im.logout()
+
+
+def send_from(inst, source, mail_from, msg):
+    r = session_from(inst, source)
+    try:
+        return yubintest.send_data(r, mail_from, [RCPT], msg)
+    finally:
+        r.close()
+
+
+# RFC 9989 4.4.2: an aligned SPF pass of MAIL FROM is a DMARC pass
+def test_rfc9989_spf_aligned_pass(server):
+    subj = yubintest.unique("spf-pass")
+    rep = send_from(server, "127.0.0.7", "a@spf.example",
+                    yubintest.make_msg(subj, frm="x@spf.example", to=RCPT))
+    assert rep.code == 250, rep
+    ar = authres(stored_one(server, subj))[0]
+    assert "spf=pass smtp.mailfrom=spf.example" in ar, ar
+    assert "dkim=none" in ar, ar
+    assert "dmarc=pass policy.dmarc=reject header.from=spf.example" in ar, ar
+
+
+# the same envelope from an address SPF does not allow: spf=fail, and
+# with no other identifier DMARC fails: refused
+def test_rfc9989_spf_fail_rejected(server):
+    subj = yubintest.unique("spf-fail")
+    rep = send_from(server, "127.0.0.9", "a@spf.example",
+                    yubintest.make_msg(subj, frm="x@spf.example", to=RCPT))
+    assert (rep.code, rep.enh) == (550, "5.7.1"), rep
+    assert server.find_mail(RCPT, subj) == []
+
+
+# RFC 9989 3.2.10: a subdomain's SPF pass aligns relaxed, not strict (aspf=s)
+def test_rfc9989_spf_relaxed_and_strict(server):
+    subj = yubintest.unique("spf-relaxed")
+    rep = send_from(server, "127.0.0.7", "a@bounce.relaxed.example",
+                    yubintest.make_msg(subj, frm="x@relaxed.example", to=RCPT))
+    assert rep.code == 250, rep
+    ar = authres(stored_one(server, subj))[0]
+    assert "spf=pass smtp.mailfrom=bounce.relaxed.example" in ar, ar
+    assert "dmarc=pass" in ar, ar
+    subj = yubintest.unique("spf-strict")
+    rep = send_from(server, "127.0.0.7", "a@bounce.spf.example",
+                    yubintest.make_msg(subj, frm="x@spf.example", to=RCPT))
+    assert (rep.code, rep.enh) == (550, "5.7.1"), rep

@@ -5,8 +5,8 @@ dmarc=pass in hogehoge's Authentication-Results; a message claiming to be
 from example.com sent by another machine (the rig's root namespace, with
 no signature) is refused with 550 5.7.1 (example.com publishes p=reject).
 
-SPF: example.com publishes "v=spf1 ip4:<mx.example.com> -all"; the
-spf=pass check comes with SPF in the SMTP session."""
+SPF: example.com publishes "v=spf1 ip4:<mx.example.com> ip6:... -all", so
+the relayed message has spf=pass too."""
 
 import email
 import re
@@ -50,12 +50,14 @@ def test_signed_mail_from_example_passes_at_hogehoge(rig):
     ar = ars[0]
     assert ar.startswith("mx.hogehoge.com;"), ar
     assert re.search(r"\bdkim=pass header\.d=example\.com header\.s=k1 header\.a=ed25519-sha256\b", ar), ar
+    assert "spf=pass smtp.mailfrom=example.com" in ar, ar
     assert "dmarc=pass policy.dmarc=reject header.from=example.com" in ar, ar
     assert "event=mailauth" in hg.log_text()
 
 
 def test_forged_from_example_is_refused_at_hogehoge(rig):
     publish(rig, "_dmarc.example.com", "v=DMARC1; p=reject")
+    publish(rig, "example.com", "v=spf1 ip4:%s -all" % rig.example.ipv4)
     hg = rig.hogehoge.serve(MAILAUTH)
     subject = yubintest.unique("m7-forged")
     msg = yubintest.make_msg(subject, frm=SHIRO, to=KURO, body="Pay this invoice.\r\n")
@@ -68,4 +70,6 @@ def test_forged_from_example_is_refused_at_hogehoge(rig):
     finally:
         r.close()
     assert delivered(hg, subject) == []
-    assert "action=reject" in hg.log_text()
+    log = hg.log_text()
+    assert "action=reject" in log
+    assert re.search(r"event=mailauth .*spf=fail dkim=none dmarc=fail policy=reject action=reject", log), log
