@@ -10,6 +10,8 @@ if [ "${1:-build}" = test ]; then
 	pkgs="$pkgs python3 python3-pytest swaks libnet-ssleay-perl msmtp fetchmail libclang-rt-14-dev mutt isync"
 	# the DNS tests' server and the relay rig's network namespaces
 	pkgs="$pkgs python3-dnslib iproute2"
+	# the systemd unit's check (systemd-analyze) and `make valgrind`
+	pkgs="$pkgs systemd valgrind"
 	# the SPF and DMARC unit tests read the community suites' YAML
 	pkgs="$pkgs python3-yaml"
 	# DKIM interop (tests/cli/test_cli_dkim.py): dkimpy and its Ed25519
