@@ -10,7 +10,9 @@
  *     that comes from the status);
  *   - the implicit MX is the domain itself;
  *   - merged addresses are IPv6 and IPv4 alternating from IPv6 while both
- *     last, within 2 * DNS_ADDR_MAX, and found means at least one.
+ *     last, within 2 * DNS_ADDR_MAX, and found means at least one;
+ *   - the raw answers of dns_query() (TXT, A, AAAA, MX, PTR) keep at most
+ *     DNS_RR_MAX records of the right shape, none when malformed.
  * Seeds in fuzz/corpus/dns/. */
 #include "dns/dns_private.h"
 #include "core/util.h"
@@ -78,6 +80,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		char text[DNS_ADDRSTRLEN];
 		dns_addr_text(&r.addrs[i], text);
+	}
+
+	/* dns_query()'s answers (dns_rr_parse): for each type, at most
+	 * DNS_RR_MAX records, found means at least one, a malformed answer
+	 * holds none; TXT is len bytes with a NUL after, names are lower case. */
+	static const enum dns_rr_type types[] = { DNS_RR_TXT, DNS_RR_A, DNS_RR_AAAA, DNS_RR_MX,
+						  DNS_RR_PTR };
+	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+		struct dns_rr_set rs;
+		dns_rr_parse("fuzz.example", types[t], ARES_SUCCESS, data, (int)size, &rs);
+		if (rs.count > DNS_RR_MAX || (rs.status == DNS_OK) != (rs.count > 0))
+			abort();
+		if (rs.status != DNS_OK && rs.status != DNS_NODATA && rs.status != DNS_TEMPFAIL)
+			abort();
+		for (size_t i = 0; i < rs.count; i++) {
+			const struct dns_rr *rr = &rs.rr[i];
+			if (types[t] == DNS_RR_A || types[t] == DNS_RR_AAAA) {
+				if (rr->text != NULL ||
+				    rr->family != (types[t] == DNS_RR_A ? AF_INET : AF_INET6))
+					abort();
+				continue;
+			}
+			if (rr->text == NULL || rr->text[rr->len] != '\0')
+				abort();
+			if (types[t] != DNS_RR_TXT) {
+				if (strlen(rr->text) != rr->len)
+					abort();
+				for (size_t k = 0; k < rr->len; k++)
+					if (rr->text[k] >= 'A' && rr->text[k] <= 'Z')
+						abort();
+			}
+		}
+		dns_rr_set_free(&rs);
 	}
 	return 0;
 }

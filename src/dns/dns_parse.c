@@ -411,11 +411,10 @@ struct wire_rr {
 	size_t rdlen;
 };
 
+/* ares_expand_name() writes no final dot (a dot at the end is an escaped
+ * one, part of a label): only the case is folded. */
 static void lower_nodot(char *s)
 {
-	size_t n = strlen(s);
-	if (n > 0 && s[n - 1] == '.')
-		s[--n] = '\0';
 	for (; *s; s++)
 		if (*s >= 'A' && *s <= 'Z')
 			*s = (char)(*s | 0x20);

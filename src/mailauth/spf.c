@@ -117,7 +117,6 @@ struct spf {
 
 	/* 5.5: the IP's validated names, looked up once */
 	bool ptr_done;
-	bool ptr_running;
 	bool ptr_for_mech;	/* the PTR query counts as the ptr term's void */
 	char *ptr_names[SPF_NAMES_MAX];
 	size_t ptr_count, ptr_i;
@@ -446,7 +445,6 @@ static void record_free(struct record *r)
 /* One term of [p, end); returns false on a syntax error (*why_r set). */
 static bool parse_term(struct record *rec, const char *p, const char *end, const char **why_r)
 {
-	const char *start = p;
 	/* A modifier: name "=" macro-string (6, 4.6.1). */
 	const char *n = p;
 	if (n < end && is_alpha(*n)) {
@@ -524,7 +522,6 @@ static bool parse_term(struct record *rec, const char *p, const char *end, const
 	}
 	if (!found || (n < end && *n != ':' && *n != '/')) {
 		*why_r = "unknown mechanism";
-		(void)start;
 		return false;
 	}
 	const char *arg = n < end && *n == ':' ? n + 1 : NULL;
@@ -970,7 +967,6 @@ static void frame_result(struct spf *s, enum spf_result r)
 static void ptr_validation_done(struct spf *s)
 {
 	s->ptr_done = true;
-	s->ptr_running = false;
 	for (size_t i = 0; i < s->ptr_count; i++)
 		xfree(&s->ptr_names[i]);
 	s->ptr_count = 0;
@@ -993,7 +989,6 @@ static enum ma_step eval_term(struct spf *s, struct ma_query *q)
 	if (!s->ptr_done && (t->mech == MECH_PTR || needs_p(t->spec))) {
 		char rev[MA_NAME_MAX + 1];
 		reverse_name(&s->ip, rev);
-		s->ptr_running = true;
 		s->ptr_for_mech = t->mech == MECH_PTR;
 		return ask(s, PEND_PTR, MA_DNS_PTR, rev, q);
 	}
@@ -1270,7 +1265,6 @@ static enum ma_step exp_step(struct spf *s, struct ma_query *q)
 	if (needs_p(m) && !s->ptr_done) {
 		char rev[MA_NAME_MAX + 1];
 		reverse_name(&s->ip, rev);
-		s->ptr_running = true;
 		s->ptr_for_mech = false;
 		return ask(s, PEND_PTR, MA_DNS_PTR, rev, q);
 	}
