@@ -38,7 +38,6 @@ struct smtp_mailauth {
 	/* the From: domain: NULL when there is none, or several (RFC 9989
 	 * 5.3.1), or the header was not seen */
 	char *from_domain;
-	bool header_seen;
 
 	bool spf_done;
 	enum spf_result spf;
@@ -91,7 +90,6 @@ static void note_from(struct smtp_mailauth *m, const char *h, size_t hlen)
 	char *from, **addrs = NULL;
 	int n;
 
-	m->header_seen = true;
 	if (header_count(h, hlen, "From") != 1)
 		return;
 	from = header_get(h, hlen, "From");
