@@ -58,6 +58,7 @@ struct smtp_session {
 	 * from MAIL FROM on; smtp_spf_result(s->spf) and its siblings are
 	 * what Authentication-Results and DMARC take at the end of DATA */
 	struct smtp_spf *spf;
+	bool spf_waiting;	/* busy only for the SPF result: a close may free */
 
 	/* authentication (RFC 4954) */
 	int64_t account_id;	/* > 0 once authenticated */
@@ -613,10 +614,7 @@ static void spf_ready(void *arg)
 {
 	struct smtp_session *s = arg;
 	s->busy = false;
-	if (s->conn == NULL) {
-		session_free(s);
-		return;
-	}
+	s->spf_waiting = false;
 	conn_resume_read(s->conn);
 	finish_message(s);
 }
@@ -699,6 +697,7 @@ static void finish_message(struct smtp_session *s)
 	 * within the evaluation's time limit, and come back here. */
 	if (s->spf != NULL && !smtp_spf_done(s->spf)) {
 		s->busy = true;
+		s->spf_waiting = true;
 		conn_pause_read(s->conn);
 		smtp_spf_wait(s->spf, spf_ready, s);
 		return;
@@ -1368,7 +1367,9 @@ static void on_close(struct conn *c, enum conn_close_reason reason)
 		log_info("event=transaction_aborted session=%s reason=%s", conn_id(c),
 			 reason == CONN_CLOSE_SHUTDOWN ? "shutdown" : "disconnect");
 	s->conn = NULL;
-	if (!s->busy)
+	/* Waiting for SPF only: nothing to finish, and freeing cancels the
+	 * lookup (the loop may be ending: its answer might never come). */
+	if (!s->busy || s->spf_waiting)
 		session_free(s);
 }
 

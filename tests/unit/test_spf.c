@@ -364,6 +364,51 @@ static void test_rfc7208_4_5_selection(void)
 	expect("192.0.2.1", "h", "u@unk.example.com", SPF_PASS, NULL);
 	expect("192.0.2.1", "h", "u@temp.example.com", SPF_TEMPERROR, NULL);
 	zone_clear();
+
+	/* RFC 7208 4.6.1, 5.6, 7.1: syntax, term by term (the last one, so a
+	 * match before it shows the whole record is parsed first). */
+	static const struct {
+		const char *term;
+		enum spf_result want;	/* with ip4:192.0.2.1 before it */
+	} terms[] = {
+		{ "a:%{c}.example.com", SPF_PERMERROR },	/* c only in exp text */
+		{ "a:%{d0}.example.com", SPF_PERMERROR },	/* 7.3: a digit is >= 1 */
+		{ "a:%{x}.example.com", SPF_PERMERROR },
+		{ "exists:%", SPF_PERMERROR },
+		{ "exists:a%b.example.com", SPF_PERMERROR },
+		{ "a:example", SPF_PERMERROR },			/* no "." toplabel */
+		{ "a:example.123", SPF_PERMERROR },		/* numeric toplabel */
+		{ "a:example.com.", SPF_PASS },
+		{ "a:%{d}", SPF_PASS },				/* ends with a macro */
+		{ "ip4:01.2.3.4", SPF_PERMERROR },
+		{ "ip4:192.0.2.0/033", SPF_PERMERROR },
+		{ "ip6:2001:db8::/129", SPF_PERMERROR },
+		{ "a//129", SPF_PERMERROR },
+		{ "a/32//128", SPF_PASS },
+		{ "a/", SPF_PERMERROR },
+		{ "mx:example.com/24//64", SPF_PASS },
+		{ "ptr/24", SPF_PERMERROR },
+		{ "all:x", SPF_PERMERROR },
+		{ "include", SPF_PERMERROR },
+		{ "+-all", SPF_PERMERROR },
+		{ "exp=", SPF_PERMERROR },
+		{ "x-y.z=anything%%", SPF_PASS },		/* unknown modifier */
+		{ "1x=y", SPF_PERMERROR },
+		{ "=y", SPF_PERMERROR },
+	};
+	for (size_t i = 0; i < sizeof(terms) / sizeof(terms[0]); i++) {
+		char rec[256];
+		snprintf(rec, sizeof(rec), "v=spf1 ip4:192.0.2.1 %s", terms[i].term);
+		zone_txt("syn.example.com", rec);
+		struct spf *spf = run("192.0.2.1", "h", "u@syn.example.com", "r");
+		if (spf_result(spf) != terms[i].want)
+			fprintf(stderr, "  \"%s\": %s, want %s\n", rec,
+				spf_result_name(spf_result(spf)), spf_result_name(terms[i].want));
+		CHECK_INT(spf_result(spf), terms[i].want);
+		CHECK_INT(spf_queries(spf), 1);	/* the record only */
+		spf_free(&spf);
+		zone_clear();
+	}
 }
 
 /* RFC 7208 5.2, 6.1: include and redirect, their "none" is permerror. */

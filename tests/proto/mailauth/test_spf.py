@@ -209,3 +209,48 @@ def test_spf_off(yubin_factory, spf_dns):
     assert len(found) == 1
     assert b"spf=" not in found[0][1].split(b"\r\n\r\n", 1)[0]
     assert "event=spf " not in inst.log_text()
+
+
+# RFC 7208 4.6.4: the evaluation's elapsed time is bounded (20 s from MAIL
+# FROM here), even when the resolver itself would wait longer: then the
+# result is temperror and the end of the data is answered.
+def test_rfc7208_4_6_4_time_limit(yubin_factory, spf_dns):
+    o = spf_overrides(spf_dns)
+    o["dns"]["timeout"] = "60s"
+    inst = yubin_factory(o, provision=yubintest.provision_standard)
+    r = inst.session()
+    r.sock.settimeout(60)
+    try:
+        t0 = time.monotonic()
+        subj = yubintest.unique("limit")
+        rep = yubintest.send_data(r, "user@silent.example", [RCPT], yubintest.make_msg(subj))
+        took = time.monotonic() - t0
+        assert rep.code == 250, rep
+    finally:
+        r.close()
+    assert 19 <= took < 40, took
+    assert authres_spf(inst, subj) == ("temperror", "smtp.mailfrom", "silent.example")
+    line = wait_spf(inst, "silent.example")[0]
+    assert " result=temperror " in line and "took too long" in line, line
+
+
+# The client goes away while the end of the data waits for SPF (its input
+# is paused, so the close is seen at the latest when the server stops):
+# the session ends with its lookup cancelled, nothing is delivered, and
+# the server stops cleanly (no leak, no late callback).
+def test_rfc7208_close_while_waiting(yubin_factory, spf_dns):
+    o = spf_overrides(spf_dns)
+    o["dns"]["timeout"] = "60s"
+    inst = yubin_factory(o, provision=yubintest.provision_standard)
+    r = inst.session()
+    subj = yubintest.unique("gone")
+    assert r.cmd("MAIL FROM:<user@silent.example>").code == 250
+    assert r.cmd("RCPT TO:<%s>" % RCPT).code == 250
+    assert r.cmd("DATA").code == 354
+    r.send(yubintest.make_msg(subj) + b".\r\n")
+    time.sleep(0.5)
+    r.close()
+    time.sleep(0.5)
+    inst.stop_clean()
+    assert inst.find_mail(RCPT, subj) == []
+    assert "event=spf " not in inst.log_text()
