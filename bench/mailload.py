@@ -336,8 +336,14 @@ async def idle_main(port, users, conns):
     sem = asyncio.Semaphore(64)
     held = []
     t0 = time.monotonic()
-    res = await asyncio.gather(*(idle_conn(port, users[i % len(users)], sem, held)
+    gathering = asyncio.gather(*(idle_conn(port, users[i % len(users)], sem, held)
                                  for i in range(conns)), return_exceptions=True)
+    while True:         # progress lines, so a slow server can be measured part way
+        done, _ = await asyncio.wait([gathering], timeout=5)
+        if done:
+            break
+        print("PROGRESS %d %.2f" % (len(held), time.monotonic() - t0), flush=True)
+    res = gathering.result()
     errors = [repr(e) for e in res if isinstance(e, BaseException)]
     print("READY %d %d %.2f %s" % (len(held), len(errors), time.monotonic() - t0,
                                    errors[0] if errors else ""), flush=True)

@@ -358,7 +358,8 @@ class Dovecot:
     (mail_fsync = optimized). The login processes run in Dovecot's
     documented high-performance mode (service_count = 0: each serves many
     connections), which is how large installations run it; the imap and
-    pop3 processes stay one per connection (Dovecot's default)."""
+    pop3 processes stay one per connection (Dovecot's default), with
+    process_limit raised from 1024 for the 10,000 IDLE connections."""
     name = "dovecot"
 
     def __init__(self, workdir, users, mail_location="maildir:~/Maildir"):
@@ -418,6 +419,12 @@ service pop3-login {{
   inet_listener pop3s {{
     port = 0
   }}
+}}
+service imap {{
+  process_limit = 12000
+}}
+service pop3 {{
+  process_limit = 12000
 }}
 service anvil {{
   client_limit = 30000
