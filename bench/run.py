@@ -510,8 +510,9 @@ def write_report(R, path_md):
     m = R["machine"]
     w("# yubin benchmark, %s%s" % (R["date"], " (QUICK smoke run)" if R["quick"] else ""))
     w("")
-    w("Made by `make bench%s` (bench/run.py). Raw figures: `%s`."
-      % (" QUICK=1" if R["quick"] else "", os.path.basename(path_md)[:-3] + ".json"))
+    w("Made by %s. Raw figures: `%s`."
+      % (R.get("invocation") or "`make bench%s` (bench/run.py)" % (" QUICK=1" if R["quick"] else ""),
+         os.path.basename(path_md)[:-3] + ".json"))
     w("")
     w("## Machine and versions")
     w("")
@@ -636,7 +637,8 @@ def write_report(R, path_md):
                  row["setup_s"],
                  row["rss_per_conn_kb"],
                  row["pss_per_conn_kb"], row["rss_kb"] / 1024, procs,
-                 "%.3f" % row["probe_s"] if row["probe_s"] is not None else "failed"))
+                 "%.3f" % row["probe_s"] if row["probe_s"] is not None
+                 else "not made" if row.get("partial") else "failed"))
         w("")
         by = {}
         for row in R["idle"]:
@@ -686,9 +688,14 @@ def write_report(R, path_md):
       "in order (ports vary by run):")
     w("")
     w("```")
+    import re
     seen = []
     for c in R["commands"]:
-        short = c.replace(PY, "python3")
+        short = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", c.replace(PY, "python3"))
+        short = re.sub(r"--port \d+", "--port PORT", short)
+        short = short.replace(HERE + "/", "bench/")
+        short = re.sub(r"--users (\w+?)\d+(,\w+?\d+)+", lambda m: "--users %s0..%s%d" % (
+            m.group(1), m.group(1), m.group(0).count(",")), short)
         if short not in seen:
             seen.append(short)
     for c in seen[:400]:
