@@ -59,6 +59,7 @@ struct smtp_session {
 	 * what Authentication-Results and DMARC take at the end of DATA */
 	struct smtp_spf *spf;
 	bool spf_waiting;	/* busy only for the SPF result: a close may free */
+	bool mailauth_waiting;	/* busy only for DKIM/DMARC lookups: the same */
 
 	/* authentication (RFC 4954) */
 	int64_t account_id;	/* > 0 once authenticated */
@@ -635,6 +636,7 @@ static void mailauth_done(void *arg)
 {
 	struct smtp_session *s = arg;
 	s->busy = false;
+	s->mailauth_waiting = false;
 	if (s->conn == NULL) {
 		session_free(s);
 		return;
@@ -706,6 +708,7 @@ static void finish_message(struct smtp_session *s)
 		mailauth_spf(s);
 		s->busy = true;
 		conn_pause_read(s->conn);
+		s->mailauth_waiting = true;
 		if (smtp_mailauth_run(s->mailauth, mailauth_done, s))
 			mailauth_done(s);
 		return;
@@ -1367,9 +1370,11 @@ static void on_close(struct conn *c, enum conn_close_reason reason)
 		log_info("event=transaction_aborted session=%s reason=%s", conn_id(c),
 			 reason == CONN_CLOSE_SHUTDOWN ? "shutdown" : "disconnect");
 	s->conn = NULL;
-	/* Waiting for SPF only: nothing to finish, and freeing cancels the
-	 * lookup (the loop may be ending: its answer might never come). */
-	if (!s->busy || s->spf_waiting)
+	/* Waiting for SPF or the DKIM/DMARC lookups only: nothing to finish
+	 * (no reply was given: the client will send again), and freeing
+	 * cancels the lookup (the loop may be ending: its answer might never
+	 * come). */
+	if (!s->busy || s->spf_waiting || s->mailauth_waiting)
 		session_free(s);
 }
 

@@ -253,3 +253,29 @@ def test_rfc9989_spf_relaxed_and_strict(server):
     rep = send_from(server, "127.0.0.7", "a@bounce.spf.example",
                     yubintest.make_msg(subj, frm="x@spf.example", to=RCPT))
     assert (rep.code, rep.enh) == (550, "5.7.1"), rep
+
+
+# the server stops while a message's DMARC lookup is pending: the session
+# is freed and its lookup cancelled (before, it leaked); nothing was
+# acknowledged, so nothing may be lost; stop() must exit 0 and the log be
+# free of sanitizer reports (the fixture checks)
+def test_stop_during_lookups(yubin_factory, zone):
+    o = overrides(zone)
+    o["dns"]["timeout"] = "5s"
+    o["dns"]["attempts"] = "2"
+    inst = yubin_factory(o, provision=yubintest.provision_standard)
+    subj = yubintest.unique("stop")
+    r = inst.session()
+    assert r.cmd("MAIL FROM:<a@sender.example>").code == 250
+    assert r.cmd("RCPT TO:<%s>" % RCPT).code == 250
+    assert r.cmd("DATA").code == 354
+    r.send(yubintest.dot_stuff(yubintest.make_msg(subj, frm="x@slow.example", to=RCPT)))
+    deadline = time.monotonic() + 5
+    while not any(q[0] == "_dmarc.slow.example" for q in zone.queries):
+        assert time.monotonic() < deadline, "no DMARC query"
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    inst.stop_clean()
+    assert time.monotonic() - t0 < 5
+    r.close()
+    assert inst.find_mail(RCPT, subj) == []
