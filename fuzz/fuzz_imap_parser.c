@@ -21,10 +21,12 @@ static void render(struct buf *b, const struct imap_arg *a, size_t n, int depth)
 	}
 }
 
-static void run(const char *in, size_t len, size_t step, struct buf *out)
+static void run(const char *in, size_t len, size_t step, bool minus, struct buf *out)
 {
-	static const struct imap_parser_limits lim = {
+	/* minus: LITERAL- scaled down, "{n+}" up to 100 octets */
+	const struct imap_parser_limits lim = {
 		.line_max = 1000, .literal_max = 300, .args_max = 100, .depth_max = 8,
+		.nonsync_max = minus ? 100 : 0,
 	};
 	struct imap_parser *p = imap_parser_new(&lim);
 	size_t pos = 0;
@@ -37,7 +39,8 @@ static void run(const char *in, size_t len, size_t step, struct buf *out)
 			const struct imap_command *c = imap_parser_command(p);
 			buf_printf(out, "%s %s ", c->tag, c->name);
 			render(out, c->args, c->argc, 0);
-		} else if (r == IMAP_PARSE_ERROR || r == IMAP_PARSE_LITERAL_TOO_BIG) {
+		} else if (r == IMAP_PARSE_ERROR || r == IMAP_PARSE_LITERAL_TOO_BIG ||
+			   r == IMAP_PARSE_NONSYNC_TOO_BIG) {
 			buf_printf(out, "%s %s", imap_parser_error_tag(p), imap_parser_error(p));
 		}
 		if (r == IMAP_PARSE_NEED_MORE && used == 0 && n > 0)
@@ -51,11 +54,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	size_t step = 1 + data[0] % 16;
+	bool minus = data[0] & 0x10;
 	struct buf a, b;
 	buf_init(&a, 0);
 	buf_init(&b, 0);
-	run((const char *)data + 1, size - 1, size, &a);
-	run((const char *)data + 1, size - 1, step, &b);
+	run((const char *)data + 1, size - 1, size, minus, &a);
+	run((const char *)data + 1, size - 1, step, minus, &b);
 	/* NEED_MORE events depend on the split; compare the rest. */
 	struct buf fa, fb;
 	buf_init(&fa, 0);

@@ -117,6 +117,8 @@ static const char *const log_levels[] = { "debug", "info", "warn", "error", NULL
 /* In the order of enum plaintext_auth and enum bare_lf_policy. */
 static const char *const plaintext_auths[] = { "tls", "loopback", "always", NULL };
 static const char *const bare_lf_policies[] = { "reject", "normalize", NULL };
+/* In the order of enum imap_literals. */
+static const char *const imap_literal_modes[] = { "plus", "minus", NULL };
 /* In the order of enum relay_tls. */
 static const char *const relay_tls_modes[] = { "opportunistic", "required", "verify", NULL };
 
@@ -165,6 +167,10 @@ static const struct directive directives[] = {
 	/* RFC 5321 6.3: a loop threshold should normally be at least 100. */
 	{ SCOPE_LIMITS, "max_received_headers", DT_UINT, C(max_received_headers), "100",
 	  1, UINT32_MAX, NULL, 0 },
+	/* RFC 7888 5: LITERAL+ (non-synchronizing literals of any size) or
+	 * LITERAL- (up to 4096 octets; larger ones must be synchronizing). */
+	{ SCOPE_LIMITS, "imap_literals", DT_ENUM, C(imap_literals), "plus", 0, 0,
+	  imap_literal_modes, 0 },
 
 	/* Login throttling (auth/auth.c): each failure is answered after a
 	 * delay that doubles per failure; enough failures lock the IP or the

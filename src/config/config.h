@@ -31,6 +31,12 @@ enum bare_lf_policy {
 	BARE_LF_NORMALIZE,	/* turn it into CRLF */
 };
 
+/* RFC 7888: which non-synchronizing literals IMAP advertises. */
+enum imap_literals {
+	IMAP_LITERALS_PLUS,	/* LITERAL+: of any size */
+	IMAP_LITERALS_MINUS,	/* LITERAL-: up to 4096 octets */
+};
+
 enum plaintext_auth {
 	PLAINTEXT_AUTH_TLS,
 	PLAINTEXT_AUTH_LOOPBACK,
@@ -99,6 +105,7 @@ struct config {
 	uint32_t smtp_timeout;		/* seconds idle between commands */
 	uint32_t smtp_data_timeout;	/* seconds for a whole DATA/BDAT transfer */
 	uint32_t max_received_headers;	/* mail loop detection */
+	enum imap_literals imap_literals;	/* LITERAL+ or LITERAL- */
 	uint32_t auth_fail_delay;	/* ms before answering the first failure */
 	uint32_t auth_fail_delay_max;	/* ms; the delay doubles up to this */
 	uint32_t auth_lock_failures;	/* failures (per IP or account) that lock; 0: never */

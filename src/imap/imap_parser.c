@@ -50,6 +50,11 @@ struct imap_parser {
 	bool have_tag;
 	struct imap_literal_sink sink;
 	bool streaming;		/* the literal being read goes to the sink */
+	/* While a bad line is skipped: does it end in "{n+}"? Then the client
+	 * sends n more octets, which are skipped too, not read as commands. */
+	uint8_t skip_lit;	/* 0, or how far into "{digits+}\r" */
+	uint8_t skip_digits;
+	uint64_t skip_size;
 };
 
 void imap_parser_set_sink(struct imap_parser *p, const struct imap_literal_sink *sink)
@@ -164,7 +169,33 @@ static enum imap_parse_result fail(struct imap_parser *p, const char *why)
 {
 	p->error = why;
 	p->state = S_SKIP;
+	p->skip_lit = 0;
 	return IMAP_PARSE_ERROR;
+}
+
+enum { SKIP_BRACE = 1, SKIP_DIGITS, SKIP_PLUS, SKIP_CLOSE, SKIP_CR };
+
+/* Follows the tail of a line being skipped for a "{n+}" at its end. */
+static void skip_track(struct imap_parser *p, unsigned char c)
+{
+	if (c == '{') {
+		p->skip_lit = SKIP_BRACE;
+		p->skip_size = 0;
+		p->skip_digits = 0;
+	} else if (c >= '0' && c <= '9' && (p->skip_lit == SKIP_BRACE || p->skip_lit == SKIP_DIGITS) &&
+		   p->skip_digits < 19) {
+		p->skip_size = p->skip_size * 10 + (c - '0');
+		p->skip_digits++;
+		p->skip_lit = SKIP_DIGITS;
+	} else if (c == '+' && p->skip_lit == SKIP_DIGITS) {
+		p->skip_lit = SKIP_PLUS;
+	} else if (c == '}' && p->skip_lit == SKIP_PLUS) {
+		p->skip_lit = SKIP_CLOSE;
+	} else if (c == '\r' && p->skip_lit == SKIP_CLOSE) {
+		p->skip_lit = SKIP_CR;
+	} else {
+		p->skip_lit = 0;
+	}
 }
 
 /* An error found on the LF that ends the line: nothing left to skip. */
@@ -265,14 +296,24 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *p, const char *data,
 				n = (size_t)p->literal_left;
 			i += n;
 			p->literal_left -= n;
-			if (p->literal_left == 0)
+			if (p->literal_left == 0) {
 				p->state = S_SKIP;
+				p->skip_lit = 0;
+			}
 			continue;
 		}
 		i++;
 		if (p->state == S_SKIP) {
-			if (c == '\n')
+			if (c != '\n') {
+				skip_track(p, c);
+			} else if (p->skip_lit == SKIP_CLOSE || p->skip_lit == SKIP_CR) {
+				p->skip_lit = 0;
+				p->literal_left = p->skip_size;
+				if (p->literal_left)
+					p->state = S_SKIP_LITERAL;
+			} else {
 				imap_parser_reset(p);
+			}
 			continue;
 		}
 		if (++p->line_len > p->lim.line_max) {
@@ -491,6 +532,18 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *p, const char *data,
 			}
 			p->line_len = 0;
 			p->streaming = false;
+			if (!p->literal_sync && p->lim.nonsync_max != 0 &&
+			    p->literal_size > p->lim.nonsync_max) {
+				/* RFC 7888 5: the client had to send it
+				 * synchronizing; the bytes it sent anyway are
+				 * read and dropped (section 4, choice 1). */
+				p->literal_left = p->literal_size;
+				p->state = S_SKIP_LITERAL;
+				p->skip_lit = 0;
+				p->error = "non-synchronizing literal too big";
+				res = IMAP_PARSE_NONSYNC_TOO_BIG;
+				break;
+			}
 			if (p->literal_size > p->lim.literal_max && p->sink.want != NULL &&
 			    p->literal_size <= p->sink.stream_max && p->depth == 0 &&
 			    p->sink.want(p->sink.ctx, p->cmd.name, p->literal_size))
@@ -503,6 +556,7 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *p, const char *data,
 				} else {
 					p->literal_left = p->literal_size;
 					p->state = p->literal_left ? S_SKIP_LITERAL : S_SKIP;
+					p->skip_lit = 0;
 				}
 				p->error = "literal too big";
 				res = IMAP_PARSE_LITERAL_TOO_BIG;
@@ -529,6 +583,9 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *p, const char *data,
 		default:
 			break;
 		}
+		/* the octet that made the error may begin a "{n+}" */
+		if (res == IMAP_PARSE_ERROR && p->state == S_SKIP)
+			skip_track(p, c);
 	}
 	*used_r = i;
 	return res;

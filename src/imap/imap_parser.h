@@ -47,6 +47,8 @@ struct imap_command {
 struct imap_parser_limits {
 	size_t line_max;	/* bytes of one line, literals not counted */
 	uint64_t literal_max;	/* bytes of one literal */
+	uint64_t nonsync_max;	/* bytes of one "{n+}" literal; 0: any
+				 * (LITERAL+), 4096 under LITERAL- */
 	size_t args_max;	/* arguments in all lists together */
 	size_t depth_max;	/* list nesting */
 };
@@ -61,6 +63,9 @@ enum imap_parse_result {
 				 * a synchronizing one is never read; the
 				 * bytes of a non-synchronizing one are
 				 * skipped. */
+	IMAP_PARSE_NONSYNC_TOO_BIG, /* a "{n+}" literal over nonsync_max
+				 * (RFC 7888 5, LITERAL-): answer "tag BAD
+				 * [TOOBIG]"; its bytes are skipped. */
 };
 
 struct imap_parser;

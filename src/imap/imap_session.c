@@ -29,6 +29,8 @@
  * (APPEND takes max_message_size); command lines are long for UID sets. */
 #define IMAP_LINE_MAX (64 * 1024)
 #define IMAP_LITERAL_MAX (64 * 1024)
+/* RFC 7888 5: the largest "{n+}" literal under LITERAL-. */
+#define IMAP_NONSYNC_MAX 4096
 #define IMAP_ARGS_MAX 4096
 #define IMAP_DEPTH_MAX 16
 /* RFC 9051 5.4: at least 30 minutes of inactivity before autologout. */
@@ -480,7 +482,10 @@ static void capabilities(struct imap_session *s, struct buf *b)
 	/* RFC 9051 appendix A: both revisions; a client wanting rev2
 	 * semantics sends ENABLE IMAP4rev2. The rev1 extensions folded into
 	 * rev2 stay listed for rev1 clients. */
-	buf_append_str(b, "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE UNSELECT UIDPLUS"
+	buf_append_str(b, "IMAP4rev1 IMAP4rev2");
+	/* RFC 7888 5: one or the other, never both. */
+	buf_append_str(b, imap_cfg->imap_literals == IMAP_LITERALS_MINUS ? " LITERAL-" : " LITERAL+");
+	buf_append_str(b, " SASL-IR ID ENABLE IDLE UNSELECT UIDPLUS"
 		       " MOVE NAMESPACE SPECIAL-USE BINARY ESEARCH SEARCHRES LIST-EXTENDED"
 		       " LIST-STATUS MULTIAPPEND STATUS=SIZE UTF8=ACCEPT"
 		       " SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT WITHIN");
@@ -2363,6 +2368,15 @@ static void on_read(struct conn *c)
 			imap_tagged(s, "NO", "[TOOBIG] Literal too big");
 			xfree(&s->tag);
 			break;
+		case IMAP_PARSE_NONSYNC_TOO_BIG:
+			/* RFC 7888 5: BAD with TOOBIG (mandatory for APPEND). */
+			append_abort_all(s);
+			free(s->tag);
+			s->tag = xstrdup(imap_parser_error_tag(s->parser));
+			imap_tagged(s, "BAD", "[TOOBIG] Non-synchronizing literals over %u octets"
+				    " must be sent synchronizing (LITERAL-)", IMAP_NONSYNC_MAX);
+			xfree(&s->tag);
+			break;
 		}
 	}
 }
@@ -2375,6 +2389,7 @@ static void on_open(struct conn *c)
 	struct imap_parser_limits lim = {
 		.line_max = IMAP_LINE_MAX,
 		.literal_max = IMAP_LITERAL_MAX,
+		.nonsync_max = imap_cfg->imap_literals == IMAP_LITERALS_MINUS ? IMAP_NONSYNC_MAX : 0,
 		.args_max = IMAP_ARGS_MAX,
 		.depth_max = IMAP_DEPTH_MAX,
 	};

@@ -10,6 +10,10 @@
 static const struct imap_parser_limits limits = {
 	.line_max = 200, .literal_max = 100, .args_max = 50, .depth_max = 4,
 };
+/* LITERAL- (RFC 7888 5) scaled down: "{n+}" up to 10 octets */
+static const struct imap_parser_limits minus_limits = {
+	.line_max = 200, .literal_max = 100, .args_max = 50, .depth_max = 4, .nonsync_max = 10,
+};
 
 static void render_args(struct buf *b, const struct imap_arg *a, size_t n)
 {
@@ -38,10 +42,12 @@ static void render_args(struct buf *b, const struct imap_arg *a, size_t n)
 
 /* Feeds input (whole or bytewise) and renders every event into out:
  * "C:tag name args|" for commands, "S|" for literal continuations,
- * "E:tag:reason|" for errors, "T:tag|" for a literal too big. */
-static void run(const char *in, size_t len, bool bytewise, struct buf *out)
+ * "E:tag:reason|" for errors, "T:tag|" for a literal too big, "B:tag|" for
+ * a non-synchronizing literal too big. */
+static void run_with(const struct imap_parser_limits *lim, const char *in, size_t len,
+		     bool bytewise, struct buf *out)
 {
-	struct imap_parser *p = imap_parser_new(&limits);
+	struct imap_parser *p = imap_parser_new(lim);
 	size_t pos = 0;
 	while (pos < len) {
 		size_t used = 0, n = bytewise ? 1 : len - pos;
@@ -69,9 +75,17 @@ static void run(const char *in, size_t len, bool bytewise, struct buf *out)
 		case IMAP_PARSE_LITERAL_TOO_BIG:
 			buf_printf(out, "T:%s|", imap_parser_error_tag(p));
 			break;
+		case IMAP_PARSE_NONSYNC_TOO_BIG:
+			buf_printf(out, "B:%s|", imap_parser_error_tag(p));
+			break;
 		}
 	}
 	imap_parser_free(&p);
+}
+
+static void run(const char *in, size_t len, bool bytewise, struct buf *out)
+{
+	run_with(&limits, in, len, bytewise, out);
 }
 
 struct pcase {
@@ -111,6 +125,16 @@ static const struct pcase cases[] = {
 	{ "a APPEND INBOX {101+}\r\n"
 	  "0123456789012345678901234567890123456789012345678901234567890123456789"
 	  "0123456789012345678901234567890\r\nc NOOP\r\n", "T:a|C:c NOOP|" },
+	/* a bad line ending in "{n+}": the n octets that follow belong to it
+	 * and are skipped, not read as commands; "{n}" the client sends only
+	 * after "+", which a bad line never gets */
+	{ "a X ( b) {5+}\r\nc BAD\r\nc NOOP\r\n", "E:a:expected an argument|C:c NOOP|" },
+	{ "a X ( b) ~{5+}\r\nc BAD\r\n{3+}\r\nxyz\r\nc NOOP\r\n",
+	  "E:a:expected an argument|E:*:invalid tag|C:c NOOP|" },
+	{ "a X ( b) {0+}\r\n\r\nc NOOP\r\n", "E:a:expected an argument|C:c NOOP|" },
+	{ "a X ( b) {5}\r\nc NOOP\r\n", "E:a:expected an argument|C:c NOOP|" },
+	{ "a X ( b) {5+} x\r\nc NOOP\r\n", "E:a:expected an argument|C:c NOOP|" },
+	{ "a X ( b) {99999999999999999999+}\r\nc NOOP\r\n", "E:a:expected an argument|C:c NOOP|" },
 	{ "a X {99999999999999999999999}\r\nc NOOP\r\n", "E:a:literal size too large|C:c NOOP|" },
 	/* RFC 9051 9: number64 = 1*DIGIT */
 	{ "a X {}\r\nc NOOP\r\n", "E:a:invalid literal|C:c NOOP|" },
@@ -172,9 +196,36 @@ static void test_limits(void)
 	buf_deinit(&in);
 }
 
+/* RFC 7888 5: under LITERAL-, "{n+}" over the limit is refused and its
+ * bytes skipped (section 4, choice 1); synchronizing literals of any size
+ * up to literal_max, and "{n+}" up to the limit, are taken as ever. */
+static void test_literal_minus(void)
+{
+	static const struct pcase mcases[] = {
+		{ "a LOGIN {10+}\r\n0123456789 {2+}\r\npw\r\n", "C:a LOGIN {10}0123456789 {2}pw|" },
+		{ "a LOGIN {11+}\r\n01234567890 {2+}\r\npw\r\nc NOOP\r\n", "B:a|C:c NOOP|" },
+		{ "a LOGIN {11}\r\n01234567890 {2+}\r\npw\r\n", "S|C:a LOGIN {11}01234567890 {2}pw|" },
+		{ "a APPEND INBOX ~{11+}\r\n01234567890\r\nc NOOP\r\n", "B:a|C:c NOOP|" },
+		/* over literal_max too: still the LITERAL- refusal */
+		{ "a APPEND INBOX {101+}\r\n"
+		  "0123456789012345678901234567890123456789012345678901234567890123456789"
+		  "0123456789012345678901234567890\r\nc NOOP\r\n", "B:a|C:c NOOP|" },
+	};
+	for (size_t i = 0; i < sizeof(mcases) / sizeof(mcases[0]); i++) {
+		for (int bw = 0; bw < 2; bw++) {
+			struct buf out;
+			buf_init(&out, 0);
+			run_with(&minus_limits, mcases[i].in, strlen(mcases[i].in), bw, &out);
+			CHECK_STR(out.data, mcases[i].want);
+			buf_deinit(&out);
+		}
+	}
+}
+
 int main(void)
 {
 	RUN(test_cases);
 	RUN(test_limits);
+	RUN(test_literal_minus);
 	return test_done();
 }
