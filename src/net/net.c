@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -362,6 +363,19 @@ static void setup_bev(struct conn *c)
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
+/* Turn off Nagle's algorithm. Every protocol here is request/answer: a
+ * short answer written while an earlier segment is unacknowledged would
+ * otherwise wait for the peer's delayed ACK (40 ms on Linux) before it
+ * leaves, and pipelined commands stall behind it. Our output is already
+ * gathered in the bufferevent and written once per loop turn, so this
+ * does not make tiny segments. A failure only costs speed. */
+static void set_nodelay(evutil_socket_t fd)
+{
+	int one = 1;
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		      struct sockaddr *sa, int salen UNUSED, void *arg)
 {
@@ -407,6 +421,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	log_info("event=connect session=%s listener=%s ip=%s port=%u", c->id, ls->name,
 		 c->ip, c->port);
+	set_nodelay(fd);
 
 	struct event_base *base = loop_base(nl->loop);
 	c->close_ev = event_new(base, -1, 0, close_cb, c);
@@ -787,6 +802,8 @@ struct conn *conn_connect(struct loop *loop, const struct sockaddr *sa, unsigned
 		event_active(c->close_ev, 0, 0);
 		return c;
 	}
+	/* The socket exists now (libevent made it for the connect). */
+	set_nodelay(bufferevent_getfd(c->bev));
 	return c;
 }
 
