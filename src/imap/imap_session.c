@@ -502,9 +502,9 @@ static void capabilities(struct imap_session *s, struct buf *b)
 	/* RFC 4978: for the authenticated states, where COMPRESS is. */
 	if (s->state != IMAP_NOT_AUTH)
 		buf_append_str(b, " COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE");
-	/* RFC 8437 3: may be listed only once authenticated; not under
-	 * COMPRESS, whose layer cannot be taken off (see cmd_unauthenticate). */
-	if (s->state != IMAP_NOT_AUTH && !conn_is_compressed(s->conn))
+	/* RFC 8437 3: may be listed only once authenticated (also under
+	 * COMPRESS: see cmd_unauthenticate). */
+	if (s->state != IMAP_NOT_AUTH)
 		buf_append_str(b, " UNAUTHENTICATE");
 	if (s->state == IMAP_NOT_AUTH) {
 		if (!conn_is_tls(s->conn) && conn_tls_available())
@@ -568,19 +568,16 @@ static void cmd_compress(struct imap_session *s, const struct imap_arg *a, size_
  * session held for the user dropped: the selected mailbox (without
  * EXPUNGE responses), what ENABLE turned on (CONDSTORE, QRESYNC,
  * IMAP4rev2, UTF8=ACCEPT: 4.1), the saved search "$" (4.1), and the
- * idle timeout of an authenticated session. TLS stays (3). A COMPRESS
- * layer cannot be taken off this connection (the filter would have to
- * stop inflating exactly where the client's stream stops), so under it
- * UNAUTHENTICATE is not advertised and is BAD, as 3 says of a command not
- * advertised. Never NO (3). */
+ * idle timeout of an authenticated session. TLS stays (3). Under
+ * COMPRESS, "the server terminates its outgoing compression layer after
+ * it sends the CRLF following the OK response. The client terminates its
+ * outgoing compression layer after the CRLF following the UNAUTHENTICATE
+ * command" (3): both DEFLATE streams end there (conn_compress_end), and a
+ * later COMPRESS starts fresh ones. Never NO (3). */
 static void cmd_unauthenticate(struct imap_session *s, const struct imap_arg *a, size_t n)
 {
 	if (n != 0) {
 		imap_tagged(s, "BAD", "Syntax: UNAUTHENTICATE");
-		return;
-	}
-	if (conn_is_compressed(s->conn)) {
-		imap_tagged(s, "BAD", "UNAUTHENTICATE is not available under COMPRESS");
 		return;
 	}
 	append_abort_all(s);
@@ -593,6 +590,8 @@ static void cmd_unauthenticate(struct imap_session *s, const struct imap_arg *a,
 	s->state = IMAP_NOT_AUTH;
 	conn_set_timeout(s->conn, IMAP_LOGIN_TIMEOUT_S);
 	imap_tagged(s, "OK", "Not authenticated any more");
+	if (conn_is_compressed(s->conn))
+		(void)conn_compress_end(s->conn);
 }
 
 static void cmd_id(struct imap_session *s, const struct imap_arg *a, size_t n)

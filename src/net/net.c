@@ -58,6 +58,9 @@ struct conn {
 	bool connecting;	/* outbound, TCP connect not done yet */
 	bool client_tls;	/* a conn_starttls_client() handshake */
 	struct deflate_filter *zf;	/* conn_compress(): DEFLATE over the rest */
+	/* An ended DEFLATE layer that STARTTLS put TLS over: it passes bytes
+	 * through as they are, and a new COMPRESS goes over the TLS. */
+	struct deflate_filter *zf_below;
 	char error[256];
 	bool opened;
 	bool closing;
@@ -212,6 +215,8 @@ static void conn_destroy(struct conn *c, enum conn_close_reason reason)
 	log_debug("event=disconnect session=%s", c->id);
 	if (c->zf)
 		deflate_filter_detach(c->zf);
+	if (c->zf_below)
+		deflate_filter_detach(c->zf_below);
 	if (c->bev)
 		bufferevent_free(c->bev);
 	event_free(c->close_ev);
@@ -264,6 +269,8 @@ static void read_cb(struct bufferevent *bev UNUSED, void *arg)
 	if (c->closing || !c->opened)
 		return;
 	c->h->on_read(c);
+	if (c->zf && !c->closing)
+		deflate_filter_check(c->zf);
 }
 
 static void write_cb(struct bufferevent *bev UNUSED, void *arg)
@@ -271,8 +278,12 @@ static void write_cb(struct bufferevent *bev UNUSED, void *arg)
 	struct conn *c = arg;
 	if (c->closing)
 		event_active(c->close_ev, 0, 0);
-	else if (c->opened && c->h->on_drain)
+	else if (c->opened && c->h->on_drain) {
 		c->h->on_drain(c);
+		/* A drained FETCH lets the session read on. */
+		if (c->zf && !c->closing)
+			deflate_filter_check(c->zf);
+	}
 }
 
 static void event_cb(struct bufferevent *bev UNUSED, short what, void *arg)
@@ -592,8 +603,11 @@ static void resume_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
 {
 	struct conn *c = arg;
 	/* Input that arrived before the pause is still waiting. */
-	if (!c->closing && !c->paused && evbuffer_get_length(conn_input(c)) > 0)
+	if (!c->closing && !c->paused && evbuffer_get_length(conn_input(c)) > 0) {
 		c->h->on_read(c);
+		if (c->zf && !c->closing)
+			deflate_filter_check(c->zf);
+	}
 }
 
 void conn_resume_read(struct conn *c)
@@ -667,17 +681,30 @@ int conn_starttls(struct conn *c)
 {
 	if (c->tls)
 		return -1;
+	/* Under an ended DEFLATE layer only (UNAUTHENTICATE then STARTTLS):
+	 * the TLS goes over it, and it passes bytes through. */
+	if (c->zf && !deflate_filter_ended(c->zf))
+		return -1;
 	SSL *ssl = tls_ssl_new();
 	if (ssl == NULL)
 		return -1;
-	/* RFC 3207 4.2: nothing sent before the handshake may be acted on. */
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	size_t injected = evbuffer_get_length(in);
-	if (injected > 0) {
-		log_warn("event=starttls_injection session=%s ip=%s bytes=%zu", c->id, c->ip, injected);
-		evbuffer_drain(in, injected);
+	/* RFC 3207 4.2: nothing sent before the handshake may be acted on
+	 * (nor what waits below an ended DEFLATE layer). */
+	size_t injected = 0;
+	for (struct bufferevent *b = c->bev; b; b = bufferevent_get_underlying(b)) {
+		struct evbuffer *in = bufferevent_get_input(b);
+		injected += evbuffer_get_length(in);
+		evbuffer_drain(in, evbuffer_get_length(in));
 	}
-	return add_tls_filter(c, ssl, BUFFEREVENT_SSL_ACCEPTING);
+	if (injected > 0)
+		log_warn("event=starttls_injection session=%s ip=%s bytes=%zu", c->id, c->ip, injected);
+	if (add_tls_filter(c, ssl, BUFFEREVENT_SSL_ACCEPTING) < 0)
+		return -1;
+	if (c->zf) {
+		c->zf_below = c->zf;
+		c->zf = NULL;
+	}
+	return 0;
 }
 
 bool conn_tls_available(void)
@@ -706,8 +733,21 @@ static void compress_error(void *arg, const char *why)
 
 int conn_compress(struct conn *c)
 {
-	if (c->zf || c->closing)
+	if (c->closing)
 		return -1;
+	if (c->zf) {
+		/* Again after conn_compress_end(): the same layer, fresh
+		 * streams (RFC 8437 3 ended them, RFC 4978 starts anew). */
+		if (deflate_filter_restart(c->zf) < 0)
+			return -1;
+		struct bufferevent *under = bufferevent_get_underlying(c->bev);
+		/* The start of the new stream, if it came with the command. */
+		if (evbuffer_get_length(bufferevent_get_input(under)) > 0)
+			bufferevent_trigger(under, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
+					    BEV_TRIG_DEFER_CALLBACKS);
+		log_debug("event=compress session=%s again=yes", c->id);
+		return 0;
+	}
 	struct bufferevent *under = c->bev;
 	struct deflate_filter *zf;
 	struct bufferevent *f = deflate_filter_new(under, compress_error, c, &zf);
@@ -732,9 +772,20 @@ int conn_compress(struct conn *c)
 	return 0;
 }
 
+int conn_compress_end(struct conn *c)
+{
+	if (c->zf == NULL || !deflate_filter_on(c->zf) || c->closing)
+		return -1;
+	/* queued: output not yet deflated, to go out before the end. */
+	log_debug("event=compress_end session=%s queued=%zu", c->id,
+		  evbuffer_get_length(bufferevent_get_output(c->bev)));
+	deflate_filter_end(c->zf);
+	return 0;
+}
+
 bool conn_is_compressed(struct conn *c)
 {
-	return c->zf != NULL;
+	return c->zf != NULL && deflate_filter_on(c->zf);
 }
 
 const char *conn_tls_version(struct conn *c)

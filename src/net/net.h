@@ -104,9 +104,19 @@ bool conn_is_tls(struct conn *c);
 /* Turns on raw DEFLATE (RFC 1951) both ways, over TLS if it is on: what
  * is written from now on is compressed, what is read is inflated (IMAP
  * COMPRESS=DEFLATE, RFC 4978). The caller writes its "OK" first; it goes
- * out uncompressed. A peer that sends invalid DEFLATE is disconnected.
- * Returns -1 if compression is already on or cannot start. */
+ * out uncompressed. A peer that sends invalid DEFLATE, or ends its stream
+ * (other than after conn_compress_end()), is disconnected. Returns -1 if
+ * compression is already on or cannot start. */
 int conn_compress(struct conn *c);
+/* Ends DEFLATE both ways (IMAP UNAUTHENTICATE, RFC 8437 3). The caller
+ * writes its "OK" first: everything written before is compressed and the
+ * stream finished right after it, what is written later goes out plain.
+ * The peer's stream must end (Z_FINISH) right after the input read so far;
+ * the bytes after its end are read plain. A peer that sends more DEFLATE
+ * data instead is disconnected. conn_compress() may then start it again.
+ * Returns -1 if compression is not on. */
+int conn_compress_end(struct conn *c);
+/* Compression is on: conn_compress() and no conn_compress_end() since. */
 bool conn_is_compressed(struct conn *c);
 /* "TLSv1.3", "TLS_AES_256_GCM_SHA384", the cipher's secret bits; NULL / 0
  * without TLS. */
