@@ -744,7 +744,9 @@ def main():
              "mode (service_count = 0), one imap/pop3 process per connection (its "
              "default). yubin: `yubin serve`, io_threads = 0 (one per core), "
              "max_connections and max_connections_per_ip 0, Argon2id passwords with its "
-             "default 60 s verified-password cache.",
+             "default 60 s verified-password cache, no SPF, DKIM or DMARC checks "
+             "([mailauth] off: the peers make none by default, and this machine's "
+             "resolver has no Internet to answer them).",
              "Mailboxes: the same generated messages (mailload.gen_messages, fixed seed; "
              "median about 5 KB, a sixth with a base64 attachment) reach yubin by SMTP "
              "and Dovecot as Maildir files (LF line ends), its import path. Each POP3 "
