@@ -112,18 +112,21 @@ static enum bufferevent_filter_result in_filter(struct evbuffer *src, struct evb
 		size_t used = iv.iov_len - df->in.avail_in;
 		size_t out = ov.iov_len - df->in.avail_out;
 		evbuffer_drain(src, used);
+		if (out > 0 && df->in_end_ok) {
+			/* RFC 8437 3: the client's layer ends right after the
+			 * CRLF of UNAUTHENTICATE; nothing more may be in it
+			 * (and none of it reaches the session). */
+			ov.iov_len = 0;
+			evbuffer_commit_space(dst, &ov, 1);
+			fail(df, "data after the announced end of the DEFLATE stream");
+			evbuffer_drain(src, evbuffer_get_length(src));
+			return progress ? BEV_OK : BEV_NEED_MORE;
+		}
 		ov.iov_len = out;
 		evbuffer_commit_space(dst, &ov, 1);
 		produced += out;
 		if (used > 0 || out > 0)
 			progress = true;
-		if (out > 0 && df->in_end_ok) {
-			/* RFC 8437 3: the client's layer ends right after the
-			 * CRLF of UNAUTHENTICATE; nothing more may be in it. */
-			fail(df, "data after the announced end of the DEFLATE stream");
-			evbuffer_drain(src, evbuffer_get_length(src));
-			return progress ? BEV_OK : BEV_NEED_MORE;
-		}
 		if (r == Z_STREAM_END) {
 			if (df->in_end_ok) {
 				/* Where it was announced: the bytes after
@@ -406,6 +409,10 @@ int deflate_filter_restart(struct deflate_filter *df)
 	df->out_switch[df->out_switches++] =
 		df->out_pos + evbuffer_get_length(bufferevent_get_output(df->bev));
 	out_switch_due(df, bufferevent_get_output(under));
+	/* Have the filter read what waits below: only new input would. */
+	if (evbuffer_get_length(bufferevent_get_input(under)) > 0)
+		bufferevent_trigger(under, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
+				    BEV_TRIG_DEFER_CALLBACKS);
 	return 0;
 }
 

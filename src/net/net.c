@@ -740,11 +740,6 @@ int conn_compress(struct conn *c)
 		 * streams (RFC 8437 3 ended them, RFC 4978 starts anew). */
 		if (deflate_filter_restart(c->zf) < 0)
 			return -1;
-		struct bufferevent *under = bufferevent_get_underlying(c->bev);
-		/* The start of the new stream, if it came with the command. */
-		if (evbuffer_get_length(bufferevent_get_input(under)) > 0)
-			bufferevent_trigger(under, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
-					    BEV_TRIG_DEFER_CALLBACKS);
 		log_debug("event=compress session=%s again=yes", c->id);
 		return 0;
 	}
