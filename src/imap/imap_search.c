@@ -47,8 +47,7 @@ struct skey {
 	/* K_HEADER, K_BODY, K_TEXT: what the full-text index said (UIDs,
 	 * ascending), when it could be asked. */
 	bool indexed;
-	uint32_t *hits, *unindexed;
-	size_t hit_count, unindexed_count;
+	struct store_text_hits ix;
 };
 
 static void skey_free(struct skey *k)
@@ -59,8 +58,7 @@ static void skey_free(struct skey *k)
 		skey_free(k->b);
 		free(k->field);
 		free(k->value);
-		free(k->hits);
-		free(k->unindexed);
+		store_text_hits_deinit(&k->ix);
 		seqset_deinit(&k->set);
 		free(k);
 		k = next;
@@ -331,7 +329,36 @@ struct smsg {
 	bool loaded;
 	struct buf text;
 	size_t hlen;
+	/* the text the index will hold, for a message not in it yet */
+	bool decoded_loaded, decoded_ok, decoded_complete;
+	char *dheader, *dbody;
+	size_t dheader_len, dbody_len;
 };
+
+static void smsg_deinit(struct smsg *sm)
+{
+	if (sm->loaded)
+		buf_deinit(&sm->text);
+	free(sm->dheader);
+	free(sm->dbody);
+}
+
+/* A message stored since the index was last written: matched on the text
+ * the index will hold for it (decoded), as if it were there already, so
+ * that the answer does not depend on when the index catches up. */
+static bool pending_match(struct smsg *sm, enum skey_type type, const char *value)
+{
+	if (!sm->decoded_loaded) {
+		sm->decoded_loaded = true;
+		sm->decoded_ok = store_msg_text(imap_store, sm->m, &sm->dheader, &sm->dheader_len,
+						&sm->dbody, &sm->dbody_len,
+						&sm->decoded_complete) == 0;
+	}
+	if (!sm->decoded_ok)
+		return false;
+	return text_contains_fold(sm->dbody, sm->dbody_len, value) ||
+	       (type == K_TEXT && text_contains_fold(sm->dheader, sm->dheader_len, value));
+}
 
 static void load(struct smsg *sm)
 {
@@ -383,8 +410,7 @@ static void ask_index(struct imap_session *s, struct skey *k)
 		enum store_text_where where = k->type == K_BODY ? STORE_TEXT_BODY :
 					      k->type == K_TEXT ? STORE_TEXT_ALL : STORE_TEXT_HEADER;
 		k->indexed = store_text_search(imap_reader(), s->view.info.id, where, k->value,
-					       &k->hits, &k->hit_count, &k->unindexed,
-					       &k->unindexed_count) == 0;
+					       &k->ix) == 0;
 	}
 }
 
@@ -504,16 +530,25 @@ static bool match(const struct skey *k, struct smsg *sm)
 	case K_HEADER:
 		/* The index narrows the messages to read down to those whose
 		 * header holds the string somewhere. */
-		if (k->indexed && !uid_in(k->hits, k->hit_count, m->uid) &&
-		    !uid_in(k->unindexed, k->unindexed_count, m->uid))
+		if (k->indexed && !uid_in(k->ix.match, k->ix.match_count, m->uid) &&
+		    !uid_in(k->ix.unindexed, k->ix.unindexed_count, m->uid) &&
+		    !uid_in(k->ix.pending, k->ix.pending_count, m->uid))
 			return false;
 		return header_has(sm, k->field, k->value);
 	case K_BODY:
 	case K_TEXT:
-		if (k->indexed && uid_in(k->hits, k->hit_count, m->uid))
+		if (k->indexed && uid_in(k->ix.match, k->ix.match_count, m->uid))
 			return true;
-		if (k->indexed && !uid_in(k->unindexed, k->unindexed_count, m->uid))
+		if (k->indexed && uid_in(k->ix.pending, k->ix.pending_count, m->uid)) {
+			/* as text_indexed 0 or 1 will say: a cut text is also
+			 * read as it is */
+			if (pending_match(sm, k->type, k->value))
+				return true;
+			if (!sm->decoded_ok || sm->decoded_complete)
+				return false;
+		} else if (k->indexed && !uid_in(k->ix.unindexed, k->ix.unindexed_count, m->uid)) {
 			return false;
+		}
 		load(sm);
 		if (k->type == K_BODY)
 			return contains(sm->text.data + sm->hlen, sm->text.len - sm->hlen, k->value);
@@ -607,8 +642,7 @@ size_t imap_search_run(struct imap_session *s, struct imap_search *k, uint32_t *
 				   .recent = imap_is_recent(s, v->msgs[i].uid) };
 		if (match(k->root, &sm))
 			found[count++] = (uint32_t)i;
-		if (sm.loaded)
-			buf_deinit(&sm.text);
+		smsg_deinit(&sm);
 	}
 	*pos_r = found;
 	return count;
@@ -705,8 +739,7 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, size_t n,
 			if ((ret & (RET_ALL | RET_COUNT)) || !(ret & (RET_MIN | RET_MAX)))
 				imap_set_add(&saved, v->msgs[i].uid);
 		}
-		if (sm.loaded)
-			buf_deinit(&sm.text);
+		smsg_deinit(&sm);
 	}
 	skey_free(root);
 	if ((ret & RET_SAVE) && !(ret & (RET_ALL | RET_COUNT)) && count > 0) {

@@ -196,6 +196,18 @@ static const char *const migrations[] = {
 	"ALTER TABLE messages ADD COLUMN threadid TEXT;"
 	"ALTER TABLE messages ADD COLUMN preview TEXT;"
 	"CREATE INDEX message_sort_msgid ON message_sort(message_id);",
+	/* 9 -> 10: an expunged message's text leaves the full-text index
+	 * later, with others' (store_writer.c text_gc_run): an FTS5 delete
+	 * costs about what indexing the text did, and a POP3 QUIT or an
+	 * EXPUNGE of 1,000 messages waited seconds for it. text_gc holds the
+	 * rowids still to delete; SEARCH ignores index rows named there (a
+	 * messages id may be reused meanwhile). messages.text_indexed gains
+	 * 2: stored, its text not in the index yet (store_index_later). */
+	"DROP TRIGGER message_text_gc;"
+	"CREATE TABLE text_gc (id INTEGER PRIMARY KEY);"
+	"CREATE TRIGGER message_text_gc AFTER DELETE ON messages BEGIN"
+	"  INSERT OR IGNORE INTO text_gc (id) VALUES (old.id);"
+	" END;",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
@@ -483,7 +495,11 @@ int store_open(const char *data_dir, struct store **store_r, char **error_r)
 	pthread_mutex_init(&s->id_lock, NULL);
 	pthread_mutex_init(&s->writer_lock, NULL);
 	pthread_cond_init(&s->writer_cond, NULL);
+	pthread_cond_init(&s->remover_cond, NULL);
+	pthread_cond_init(&s->sync_cond, NULL);
 	s->jobs_tail = &s->jobs_head;
+	s->sync_tail = &s->sync_head;
+	s->index_tail = &s->index_head;
 
 	char *msg = xasprintf("%s/msg", data_dir), *tmp = xasprintf("%s/tmp", data_dir);
 	int r = make_dir(data_dir, error_r);
@@ -522,6 +538,8 @@ void store_close(struct store **sp)
 	pthread_mutex_destroy(&s->id_lock);
 	pthread_mutex_destroy(&s->writer_lock);
 	pthread_cond_destroy(&s->writer_cond);
+	pthread_cond_destroy(&s->remover_cond);
+	pthread_cond_destroy(&s->sync_cond);
 	free(s->data_dir);
 	free(s);
 	*sp = NULL;
@@ -603,6 +621,12 @@ out:
 
 void store_unlinks_finish(struct store *s, struct store_unlinks *u, int result)
 {
+	if (result == 0 && u->count > 0 && store_remove_later(s, u->paths, u->count)) {
+		free(u->paths);
+		u->paths = NULL;
+		u->count = 0;
+		return;
+	}
 	for (size_t i = 0; i < u->count; i++) {
 		if (result == 0 && unlinkat(s->data_dir_fd, u->paths[i], 0) < 0 && errno != ENOENT)
 			log_warn("event=body_unlink_failed file=%s error=\"%s\"", u->paths[i],

@@ -44,6 +44,7 @@ struct store_delivery {
 	struct store_mime mime_result;
 	bool mime_ok;
 	struct store_text text;	/* for the full-text index */
+	int64_t message_id;	/* the messages row, once applied */
 	struct store_sort_fields sort;	/* for IMAP SORT and THREAD */
 	bool sort_ok;
 	char *preview;		/* RFC 8970, or NULL */
@@ -387,7 +388,7 @@ static char *thread_of(sqlite3 *db, const struct store_delivery *d)
 static int delivery_apply(struct store_job *job, sqlite3 *db)
 {
 	struct store_delivery *d = (struct store_delivery *)job;
-	sqlite3_stmt *msg = NULL, *mbox = NULL, *mail = NULL, *queue = NULL, *text = NULL;
+	sqlite3_stmt *msg = NULL, *mbox = NULL, *mail = NULL, *queue = NULL;
 	int r = -1;
 	char *threadid = NULL;
 	if ((d->local_count > 0 || d->append_mailbox > 0) && (threadid = thread_of(db, d)) == NULL)
@@ -429,22 +430,18 @@ static int delivery_apply(struct store_job *job, sqlite3 *db)
 		sqlite3_bind_blob(msg, 12, m->bodystructure, (int)m->bodystructure_len, SQLITE_STATIC);
 		sqlite3_bind_blob(msg, 13, m->parts, (int)m->parts_len, SQLITE_STATIC);
 	}
-	sqlite3_bind_int(msg, 14, d->text.complete);
+	/* Not indexed yet: the text goes into the index after the commit
+	 * (store_index_later); SEARCH looks at it meanwhile. */
+	if (d->local_count > 0 || d->append_mailbox > 0)
+		sqlite3_bind_int(msg, 14, STORE_TEXT_PENDING);
+	else
+		sqlite3_bind_null(msg, 14);
 	bind_text_or_null(msg, 15, threadid);
 	bind_text_or_null(msg, 16, d->preview);
 	if (sqlite3_step(msg) != SQLITE_DONE)
 		goto out;
 	int64_t message_id = sqlite3_last_insert_rowid(db);
-	if (sqlite3_prepare_v2(db, "INSERT INTO message_text (rowid, header, body) VALUES (?, ?, ?)",
-			       -1, &text, NULL) != SQLITE_OK)
-		goto out;
-	sqlite3_bind_int64(text, 1, message_id);
-	sqlite3_bind_text(text, 2, d->text.header.data ? d->text.header.data : "",
-			  (int)d->text.header.len, SQLITE_STATIC);
-	sqlite3_bind_text(text, 3, d->text.body.data ? d->text.body.data : "",
-			  (int)d->text.body.len, SQLITE_STATIC);
-	if (sqlite3_step(text) != SQLITE_DONE)
-		goto out;
+	d->message_id = message_id;
 	if (d->sort_ok && store_sort_insert(db, message_id, &d->sort) < 0)
 		goto out;
 
@@ -552,7 +549,6 @@ out:
 	sqlite3_finalize(mbox);
 	sqlite3_finalize(mail);
 	sqlite3_finalize(queue);
-	sqlite3_finalize(text);
 	free(threadid);
 	return r;
 }
@@ -564,10 +560,20 @@ static void delivery_done(void *arg)
 	delivery_free(d);
 }
 
+/* Writer thread, after the commit: a message in a mailbox has its text
+ * indexed later, with others (store_index_later). */
+static void delivery_index_later(struct store_delivery *d)
+{
+	if (d->message_id > 0 && (d->local_count > 0 || d->append_mailbox > 0))
+		store_index_later(d->store, d->message_id, d->queue_id, &d->text);
+}
+
 /* Writer thread: the batch is committed (or not). */
 static void delivery_finish(struct store_job *job, int result)
 {
 	struct store_delivery *d = (struct store_delivery *)job;
+	if (result == 0)
+		delivery_index_later(d);
 	for (size_t i = 0; result == 0 && i < d->touched_count; i++)
 		store_mailbox_touch(d->touched[i]);
 	if (result == 0 && d->remote_count > 0 && d->store->queue_hook != NULL)
@@ -692,6 +698,8 @@ static void group_finish(struct store_job *job, int result)
 	struct delivery_group *g = (struct delivery_group *)job;
 	for (size_t i = 0; i < g->count; i++) {
 		struct store_delivery *d = g->ds[i];
+		if (result == 0)
+			delivery_index_later(d);
 		for (size_t k = 0; result == 0 && k < d->touched_count; k++)
 			store_mailbox_touch(d->touched[k]);
 		if (result < 0)

@@ -704,13 +704,51 @@ static size_t utf8_chars(const char *s)
 	return n;
 }
 
+static char *buf_take(struct buf *b, size_t *len_r)
+{
+	*len_r = b->len;
+	char *v = xmalloc(b->len + 1);
+	if (b->len > 0)
+		memcpy(v, b->data, b->len);
+	v[b->len] = '\0';
+	return v;
+}
+
+int store_msg_text(struct store *s, const struct store_msg *msg, char **header_r,
+		   size_t *header_len_r, char **body_r, size_t *body_len_r, bool *complete_r)
+{
+	struct mime_message *mm = store_msg_parse(s, msg);
+	if (mm == NULL)
+		return -1;
+	int fd = store_msg_open(s, msg);
+	if (fd < 0) {
+		mime_message_free(&mm);
+		return -1;
+	}
+	struct store_text t;
+	store_text_extract(mm, fd, &t);
+	close(fd);
+	mime_message_free(&mm);
+	*header_r = buf_take(&t.header, header_len_r);
+	*body_r = buf_take(&t.body, body_len_r);
+	*complete_r = t.complete;
+	store_text_deinit(&t);
+	return 0;
+}
+
+void store_text_hits_deinit(struct store_text_hits *h)
+{
+	free(h->match);
+	free(h->unindexed);
+	free(h->pending);
+	memset(h, 0, sizeof(*h));
+}
+
 int store_text_search(struct store_reader *r, int64_t mailbox_id, enum store_text_where where,
-		      const char *needle, uint32_t **match_r, size_t *match_count_r,
-		      uint32_t **unindexed_r, size_t *unindexed_count_r)
+		      const char *needle, struct store_text_hits *h)
 {
 	static const char *const columns[] = { "header", "body", NULL };
-	*match_r = *unindexed_r = NULL;
-	*match_count_r = *unindexed_count_r = 0;
+	memset(h, 0, sizeof(*h));
 	struct buf sql, arg;
 	buf_init(&sql, 0);
 	buf_init(&arg, 0);
@@ -720,7 +758,8 @@ int store_text_search(struct store_reader *r, int64_t mailbox_id, enum store_tex
 		 * asked once (IN), not once per message of the mailbox. */
 		buf_append_str(&sql, "SELECT m.uid FROM mail m WHERE m.mailbox_id = ?1 AND"
 			       " m.message_id IN (SELECT rowid FROM message_text"
-			       " WHERE message_text MATCH ?2)");
+			       " WHERE message_text MATCH ?2)"
+			       " AND m.message_id NOT IN (SELECT id FROM text_gc)");
 		if (where != STORE_TEXT_ALL)
 			buf_printf(&arg, "%s : ", columns[where]);
 		buf_append_c(&arg, '"');
@@ -738,7 +777,8 @@ int store_text_search(struct store_reader *r, int64_t mailbox_id, enum store_tex
 					SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_contains,
 					NULL, NULL);
 		buf_append_str(&sql, "SELECT m.uid FROM mail m JOIN message_text t"
-			       " ON t.rowid = m.message_id WHERE m.mailbox_id = ?1 AND ");
+			       " ON t.rowid = m.message_id WHERE m.mailbox_id = ?1 AND"
+			       " m.message_id NOT IN (SELECT id FROM text_gc) AND ");
 		buf_append_str(&arg, needle);
 		if (where == STORE_TEXT_ALL)
 			buf_append_str(&sql, "(yubin_contains(t.header, ?2) OR yubin_contains(t.body, ?2))");
@@ -746,31 +786,40 @@ int store_text_search(struct store_reader *r, int64_t mailbox_id, enum store_tex
 			buf_printf(&sql, "yubin_contains(t.%s, ?2)", columns[where]);
 	}
 	buf_append_str(&sql, " ORDER BY m.uid");
-	sqlite3_stmt *st = NULL, *un = NULL;
+	sqlite3_stmt *st = NULL, *un = NULL, *pend = NULL;
 	int result = -1;
-	if (sqlite3_prepare_v2(r->db, sql.data, -1, &st, NULL) != SQLITE_OK ||
+	/* One read transaction: a message indexed between the queries would
+	 * otherwise be in none of the lists. */
+	bool in_tx = sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+	if (!in_tx ||
+	    sqlite3_prepare_v2(r->db, sql.data, -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(r->db, "SELECT m.uid FROM mail m JOIN messages g ON g.id = m.message_id"
 			       " WHERE m.mailbox_id = ? AND (g.text_indexed IS NULL OR g.text_indexed = 0)"
-			       " ORDER BY m.uid", -1, &un, NULL) != SQLITE_OK) {
+			       " ORDER BY m.uid", -1, &un, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "SELECT m.uid FROM mail m JOIN messages g ON g.id = m.message_id"
+			       " WHERE m.mailbox_id = ? AND g.text_indexed = " STORE_TEXT_PENDING_SQL
+			       " ORDER BY m.uid", -1, &pend, NULL) != SQLITE_OK) {
 		log_error("event=text_search_failed error=\"%s\"", sqlite3_errmsg(r->db));
 		goto out;
 	}
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_text(st, 2, arg.data, (int)arg.len, SQLITE_STATIC);
 	sqlite3_bind_int64(un, 1, mailbox_id);
-	if (collect_uids(st, match_r, match_count_r) < 0 ||
-	    collect_uids(un, unindexed_r, unindexed_count_r) < 0) {
+	sqlite3_bind_int64(pend, 1, mailbox_id);
+	if (collect_uids(st, &h->match, &h->match_count) < 0 ||
+	    collect_uids(un, &h->unindexed, &h->unindexed_count) < 0 ||
+	    collect_uids(pend, &h->pending, &h->pending_count) < 0) {
 		log_error("event=text_search_failed error=\"%s\"", sqlite3_errmsg(r->db));
-		free(*match_r);
-		free(*unindexed_r);
-		*match_r = *unindexed_r = NULL;
-		*match_count_r = *unindexed_count_r = 0;
+		store_text_hits_deinit(h);
 		goto out;
 	}
 	result = 0;
 out:
 	sqlite3_finalize(st);
 	sqlite3_finalize(un);
+	sqlite3_finalize(pend);
+	if (in_tx)
+		sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
 	buf_deinit(&sql);
 	buf_deinit(&arg);
 	return result;

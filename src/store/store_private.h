@@ -26,6 +26,28 @@ struct store {
 	struct store_job *jobs_head, **jobs_tail;
 	sqlite3 *writer_db;
 
+	/* jobs waiting for their prepare on a sync thread (store_writer.c),
+	 * under writer_lock; sync_cond wakes the sync threads */
+	struct store_job *sync_head, **sync_tail;
+	pthread_cond_t sync_cond;
+	pthread_t sync_threads[8];
+	unsigned sync_count;
+	bool sync_stopping;
+
+	/* committed messages whose text waits for the index
+	 * (store_index_later); the writer thread's only */
+	struct store_index_item *index_head, **index_tail;
+	size_t index_count, index_bytes;
+	bool text_gc_maybe;	/* text_gc may have rows (writer thread) */
+
+	/* body files to remove, for the remover thread (store_writer.c),
+	 * under writer_lock; remover_cond wakes it */
+	bool remover_running;
+	pthread_t remover_thread;
+	pthread_cond_t remover_cond;
+	char **removals;
+	size_t removal_count, removal_cap;
+
 	/* store_set_queue_hook() */
 	void (*queue_hook)(void *);
 	void *queue_hook_arg;
@@ -44,12 +66,17 @@ struct store_reader {
 };
 
 /* A unit of work for the writer thread. prepare runs outside the shared
- * transaction (fsync of body files); apply runs inside it, in its own
- * savepoint, so one failing job does not undo the others; done is posted to
- * loop with the result. */
+ * transaction (fsync of body files), on one of the store's sync threads
+ * before the job reaches the writer (so many jobs' fsyncs overlap, and
+ * with the writer's commit), or in the writer when they are not running;
+ * apply runs inside the shared transaction, in its own savepoint, so one
+ * failing job does not undo the others; done is posted to loop with the
+ * result. */
 struct store_job {
 	struct store_job *next;
 	int (*prepare)(struct store_job *job);
+	bool prepared;		/* prepare ran already, giving prepare_result */
+	int prepare_result;
 	int (*apply)(struct store_job *job, sqlite3 *db);
 	void (*finish)(struct store_job *job, int result);	/* frees the job */
 	int result;
@@ -83,6 +110,25 @@ struct store_text {
 };
 void store_text_extract(const struct mime_message *msg, int fd, struct store_text *t);
 void store_text_deinit(struct store_text *t);
+/* messages.text_indexed of a message whose text waits for the index
+ * (store_index_later), beside NULL (stored before the index existed), 0
+ * (cut at STORE_TEXT_MAX) and 1 (whole). */
+#define STORE_TEXT_PENDING 2
+#define STORE_TEXT_PENDING_SQL "2"
+/* Writer thread, after the commit of a new message in a mailbox: its text
+ * (taken from t, which is left empty) joins the full-text index later, in
+ * one transaction with others' (store_writer.c). Until then its row says
+ * text_indexed NULL, and SEARCH reads the message instead, so answers are
+ * the same either way; only the cost moves. A crash before that leaves
+ * the row so, which is still correct. */
+void store_index_later(struct store *s, int64_t message_id, const char *queue_id,
+		       struct store_text *t);
+struct store_index_item {
+	struct store_index_item *next;
+	int64_t message_id;
+	char queue_id[17];
+	struct store_text text;
+};
 /* The RFC 8970 preview of a parsed message (store.h, STORE_PREVIEW_CHARS),
  * a new string, "" when it has no text to show. fd is the body file. */
 void store_preview_compute(const struct mime_message *msg, int fd, char **preview_r);
@@ -120,7 +166,8 @@ struct store_unlinks {
  * messages row, and their body files are noted in u. Returns 0 or -1. */
 int store_release_messages(sqlite3 *db, const int64_t *mids, size_t n,
 			   struct store_unlinks *u);
-/* In a job's finish: unlinks the noted files when result is 0, and frees
+/* In a job's finish: when result is 0, has the noted files removed (by
+ * the server's remover thread after the answer, else at once), and frees
  * the list either way. */
 void store_unlinks_finish(struct store *s, struct store_unlinks *u, int result);
 
@@ -139,7 +186,10 @@ void store_mailbox_touch(int64_t mailbox_id);
 /* fsync of a folder under data_dir (new entries in it). Returns 0 or -1. */
 int store_sync_dir(struct store *s, const char *dir);
 void store_writer_submit(struct store *s, struct store_job *job);
+/* Hands body files whose rows are committed away to the remover thread
+ * (takes the strings). Returns false when it is not running. */
+bool store_remove_later(struct store *s, char **paths, size_t count);
 
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 
 #endif
