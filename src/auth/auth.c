@@ -223,6 +223,73 @@ static void cache_put(const unsigned char key[SHA256_DIGEST_LENGTH])
 	pthread_mutex_unlock(&cache_lock);
 }
 
+/* ---- logged-in sessions per account ----
+ *
+ * A hash of account ids to their count of logged-in IMAP and POP3
+ * sessions. An entry lives while its count is above 0, so the table holds
+ * at most one entry per session logged in. By account id, not by the
+ * string typed at login: every spelling of an account counts as one. */
+
+#define SESSION_BUCKETS 1024
+
+struct session_count {
+	struct session_count *next;
+	int64_t account_id;
+	uint32_t count;
+};
+
+static pthread_mutex_t session_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct session_count *sessions[SESSION_BUCKETS];
+
+static struct session_count **session_slot(int64_t account_id)
+{
+	struct session_count **pe = &sessions[(uint64_t)account_id % SESSION_BUCKETS];
+	while (*pe != NULL && (*pe)->account_id != account_id)
+		pe = &(*pe)->next;
+	return pe;
+}
+
+bool auth_session_acquire(int64_t account_id, uint32_t *count_r)
+{
+	bool ok = true;
+	pthread_mutex_lock(&session_lock);
+	struct session_count **pe = session_slot(account_id);
+	uint32_t n = *pe ? (*pe)->count : 0;
+	if (limits.max_sessions && n >= limits.max_sessions) {
+		ok = false;
+	} else {
+		if (*pe == NULL) {
+			*pe = xcalloc(1, sizeof(**pe));
+			(*pe)->account_id = account_id;
+		}
+		n = ++(*pe)->count;
+	}
+	pthread_mutex_unlock(&session_lock);
+	if (count_r)
+		*count_r = n;
+	return ok;
+}
+
+void auth_session_release(int64_t account_id)
+{
+	pthread_mutex_lock(&session_lock);
+	struct session_count **pe = session_slot(account_id), *e = *pe;
+	bool unknown = e == NULL;
+	if (e != NULL && --e->count == 0) {
+		*pe = e->next;
+		free(e);
+	}
+	pthread_mutex_unlock(&session_lock);
+	if (unknown)
+		log_error("event=session_count_error account_id=%lld note=\"released, never taken\"",
+			  (long long)account_id);
+}
+
+uint32_t auth_session_limit(void)
+{
+	return limits.max_sessions;
+}
+
 /* ---- the check ---- */
 
 void auth_init(struct store *s, const struct auth_limits *l)

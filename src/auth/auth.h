@@ -22,6 +22,7 @@ struct auth_limits {
 	uint32_t lock_failures;		/* failures that lock (0: never) */
 	uint32_t lock_seconds;		/* how long a lock lasts */
 	uint32_t cache_seconds;		/* verified-password cache (0: off) */
+	uint32_t max_sessions;		/* logged-in IMAP+POP3 sessions per account (0: no limit) */
 };
 
 void auth_init(struct store *store, const struct auth_limits *limits);
@@ -48,6 +49,15 @@ void auth_check_password(struct loop *loop, const char *protocol, const char *ip
  * which counts for throttling like a password check, delivered the same way. */
 void auth_finish_external(struct loop *loop, const char *protocol, const char *ip,
 			  const char *user, bool proof_ok, auth_done_fn *done, void *arg);
+
+/* Logged-in sessions per account, IMAP and POP3 together ([limits]
+ * max_sessions_per_user), over all I/O threads. A session takes a slot
+ * after its login succeeded and gives it back once, however it ends.
+ * Returns true with the slot taken; false over the limit (nothing taken).
+ * *count_r: the account's sessions, this one included when taken. */
+bool auth_session_acquire(int64_t account_id, uint32_t *count_r);
+void auth_session_release(int64_t account_id);
+uint32_t auth_session_limit(void);
 
 /* sasl_lookup.scram_record for this thread (ctx unused). */
 int auth_scram_record(void *ctx, const char *user, char **record_r);

@@ -193,6 +193,20 @@ static const struct directive directives[] = {
 	 * minutes. Shorter is allowed (tests), not advised. */
 	{ SCOPE_LIMITS, "pop3_timeout", DT_DURATION, C(pop3_timeout), "10m",
 	  1, UINT32_MAX, NULL, 0 },
+	/* IMAP and POP3 sessions logged in to one account, both protocols
+	 * together. Dovecot allows 10 per user and IP and protocol; a user's
+	 * phone, laptop and desktop each keep several IMAP connections. */
+	{ SCOPE_LIMITS, "max_sessions_per_user", DT_UINT, C(max_sessions_per_user), "50",
+	  0, UINT32_MAX, NULL, 0 },
+	/* RFC 9051 5.4 allows a shorter timer before authentication; a
+	 * client must log in within this, whatever it sends meanwhile. */
+	{ SCOPE_LIMITS, "login_timeout", DT_DURATION, C(login_timeout), "60s",
+	  1, UINT32_MAX, NULL, 0 },
+	/* A logged-in client must send each whole command (an IMAP one with
+	 * its literals) within this, not only each byte within the idle
+	 * timeout: as long as RFC 9051 5.4's least idle timer. */
+	{ SCOPE_LIMITS, "command_timeout", DT_DURATION, C(command_timeout), "30m",
+	  1, UINT32_MAX, NULL, 0 },
 
 	/* The resolver (dns/). servers: numeric ADDR[:PORT], several per line
 	 * or on several lines, instead of /etc/resolv.conf's. timeout is the

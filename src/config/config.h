@@ -114,6 +114,9 @@ struct config {
 	uint32_t submission_messages_per_hour;	/* per account; 0: no limit */
 	uint32_t submission_max_recipients;	/* per message on submission */
 	uint32_t pop3_timeout;		/* seconds idle before a POP3 autologout */
+	uint32_t max_sessions_per_user;	/* logged-in IMAP+POP3 sessions per account; 0: no limit */
+	uint32_t login_timeout;		/* seconds an IMAP/POP3 connection may stay logged out */
+	uint32_t command_timeout;	/* seconds for one whole IMAP/POP3 command once logged in */
 
 	/* [queue] */
 	uint32_t queue_retry_min;	/* seconds before the first retry */

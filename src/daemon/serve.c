@@ -307,6 +307,7 @@ int serve_run(struct config *cfg)
 		.lock_failures = cfg->auth_lock_failures,
 		.lock_seconds = cfg->auth_lock_time,
 		.cache_seconds = cfg->auth_cache_time,
+		.max_sessions = cfg->max_sessions_per_user,
 	});
 	work_start(0);
 	net_set_limits(&(struct net_limits){ fit_connections(cfg->max_connections),

@@ -50,6 +50,8 @@ struct imap_session {
 
 	int64_t account_id;
 	char *account;
+	bool counted;		/* holds one of account_id's session slots (auth.h) */
+	bool cmd_clock;		/* command_timeout runs: a command has begun */
 	struct sasl *sasl;	/* AUTHENTICATE in progress */
 	char *sasl_final;	/* SCRAM server-final sent, waiting for "" */
 

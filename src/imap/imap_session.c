@@ -33,9 +33,9 @@
 #define IMAP_NONSYNC_MAX 4096
 #define IMAP_ARGS_MAX 4096
 #define IMAP_DEPTH_MAX 16
-/* RFC 9051 5.4: at least 30 minutes of inactivity before autologout. */
+/* RFC 9051 5.4: at least 30 minutes of inactivity before autologout.
+ * Before login, [limits] login_timeout bounds the whole wait. */
 #define IMAP_IDLE_TIMEOUT_S (30 * 60)
-#define IMAP_LOGIN_TIMEOUT_S 60
 
 const struct config *imap_cfg;
 struct store *imap_store;
@@ -431,8 +431,40 @@ void imap_condstore_enable(struct imap_session *s)
 
 /* ---- command plumbing ---- */
 
+/* Gives the account's session slot back (max_sessions_per_user): at
+ * LOGOUT and UNAUTHENTICATE before the client hears OK, so it can log in
+ * again at once; at a timeout, a dropped connection or shutdown. */
+static void session_release(struct imap_session *s)
+{
+	if (s->counted)
+		auth_session_release(s->account_id);
+	s->counted = false;
+}
+
+/* Before login: login_timeout from the greeting (or UNAUTHENTICATE) to a
+ * successful login, as an idle timeout and a deadline, so bytes trickled
+ * in do not keep the connection. */
+static void login_clock(struct imap_session *s)
+{
+	s->cmd_clock = false;
+	conn_set_timeout(s->conn, imap_cfg->login_timeout);
+	conn_set_deadline(s->conn, imap_cfg->login_timeout);
+}
+
+/* Once logged in, each command must arrive whole (line and literals)
+ * within command_timeout of its first byte; the 30-minute idle timeout
+ * alone would let a client dribble a byte now and then for ever. */
+static void command_clock(struct imap_session *s, bool running)
+{
+	if (!(s->state & (IMAP_AUTH | IMAP_SELECTED)) || s->cmd_clock == running)
+		return;
+	s->cmd_clock = running;
+	conn_set_deadline(s->conn, running ? imap_cfg->command_timeout : 0);
+}
+
 static void session_free(struct imap_session *s)
 {
+	session_release(s);
 	append_abort_all(s);
 	imap_fetch_free(&s->fetch);
 	imap_parser_free(&s->parser);
@@ -541,6 +573,7 @@ static void cmd_noop(struct imap_session *s, const struct imap_arg *a, size_t n)
 
 static void cmd_logout(struct imap_session *s, const struct imap_arg *a, size_t n)
 {
+	session_release(s);
 	imap_reply(s, "* BYE Logging out");
 	imap_tagged(s, "OK", "Logout completed");
 	s->state = IMAP_LOGOUT;
@@ -582,13 +615,14 @@ static void cmd_unauthenticate(struct imap_session *s, const struct imap_arg *a,
 	}
 	append_abort_all(s);
 	view_clear(&s->view);
+	session_release(s);
 	s->account_id = 0;
 	xfree(&s->account);
 	s->condstore = s->qresync = false;
 	s->rev2 = s->utf8 = false;
 	seqset_deinit(&s->saved);
 	s->state = IMAP_NOT_AUTH;
-	conn_set_timeout(s->conn, IMAP_LOGIN_TIMEOUT_S);
+	login_clock(s);
 	imap_tagged(s, "OK", "Not authenticated any more");
 	if (conn_is_compressed(s->conn))
 		(void)conn_compress_end(s->conn);
@@ -625,11 +659,28 @@ static void login_done(void *arg, enum auth_result result, int64_t account_id,
 	sasl_free(&s->sasl);
 	xfree(&s->sasl_final);
 	if (s->conn != NULL) {
-		if (result == AUTH_OK) {
+		uint32_t sessions = 0;
+		if (result == AUTH_OK && !auth_session_acquire(account_id, &sessions)) {
+			/* [limits] max_sessions_per_user, IMAP and POP3 together.
+			 * RFC 5530 3 (RFC 9051 7.1): LIMIT, an implementation
+			 * limit; the session stays not authenticated and may
+			 * try again. */
+			log_info("event=login_refused session=%s protocol=imap user=%s "
+				 "reason=max_sessions_per_user sessions=%u limit=%u",
+				 conn_id(s->conn), address, sessions, auth_session_limit());
+			imap_tagged(s, "NO", "[LIMIT] Too many sessions of this account (at most %u),"
+				    " close one first", auth_session_limit());
+		} else if (result == AUTH_OK) {
+			s->counted = true;
 			s->account_id = account_id;
 			s->account = xstrdup(address);
 			s->state = IMAP_AUTH;
+			s->cmd_clock = false;
+			conn_set_deadline(s->conn, 0);
 			conn_set_timeout(s->conn, IMAP_IDLE_TIMEOUT_S);
+			log_info("event=login session=%s protocol=imap user=%s tls=%s sessions=%u",
+				 conn_id(s->conn), address, conn_is_tls(s->conn) ? "yes" : "no",
+				 sessions);
 			struct buf b;
 			buf_init(&b, 0);
 			capabilities(s, &b);
@@ -2323,11 +2374,13 @@ static void on_read(struct conn *c)
 		struct evbuffer *in = conn_input(c);
 		if (evbuffer_get_length(in) == 0)
 			return;
+		command_clock(s, true);
 		if (s->sasl != NULL || s->idling) {
 			char *line;
 			size_t len;
 			if (read_plain_line(s, in, &line, &len) <= 0)
 				return;
+			command_clock(s, false);
 			if (s->idling)
 				idle_line(s, line);
 			else
@@ -2344,6 +2397,10 @@ static void on_read(struct conn *c)
 		size_t used = 0;
 		enum imap_parse_result r = imap_parser_feed(s->parser, v.iov_base, v.iov_len, &used);
 		evbuffer_drain(in, used);
+		/* A command is in (or refused): what it then waits for (the
+		 * store, output room) is the server's time, not the client's. */
+		if (r != IMAP_PARSE_NEED_MORE && r != IMAP_PARSE_LITERAL_SYNC)
+			command_clock(s, false);
 		switch (r) {
 		case IMAP_PARSE_NEED_MORE:
 			break;
@@ -2396,7 +2453,7 @@ static void on_open(struct conn *c)
 	struct imap_literal_sink sink = { append_want, append_write, s, imap_cfg->max_message_size };
 	imap_parser_set_sink(s->parser, &sink);
 	conn_set_data(c, s);
-	conn_set_timeout(c, IMAP_LOGIN_TIMEOUT_S);
+	login_clock(s);
 	struct buf b;
 	buf_init(&b, 0);
 	capabilities(s, &b);
@@ -2413,7 +2470,23 @@ static void on_drain(struct conn *c)
 
 static void on_timeout(struct conn *c)
 {
-	conn_printf(c, "* BYE Autologout; idle for too long\r\n");
+	struct imap_session *s = conn_data(c);
+	const char *why = "Autologout; idle for too long";
+	if (s->state == IMAP_NOT_AUTH) {
+		log_info("event=login_timeout session=%s ip=%s seconds=%u", conn_id(c),
+			 conn_peer_ip(c), imap_cfg->login_timeout);
+		why = "Not logged in in time";
+	} else if (s->cmd_clock) {
+		log_info("event=command_timeout session=%s user=%s seconds=%u", conn_id(c),
+			 s->account, imap_cfg->command_timeout);
+		why = "Command not completed in time";
+	} else {
+		log_info("event=autologout session=%s user=%s", conn_id(c), s->account);
+	}
+	session_release(s);
+	/* RFC 9051 7.1.5: BYE announces an autologout; the connection
+	 * closes at once. */
+	conn_printf(c, "* BYE %s\r\n", why);
 	conn_close(c);
 }
 
@@ -2422,6 +2495,7 @@ static void on_close(struct conn *c, enum conn_close_reason reason)
 	struct imap_session *s = conn_data(c);
 	if (s == NULL)
 		return;
+	session_release(s);
 	s->conn = NULL;
 	s->idling = false;
 	if (s->idle_timer)

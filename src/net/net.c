@@ -65,6 +65,7 @@ struct conn {
 	bool opened;
 	bool closing;
 	bool paused;
+	bool hs_deadline;	/* the deadline timer bounds a TLS handshake */
 	unsigned timeout;
 	unsigned flush_tries;
 	struct event *close_ev;
@@ -311,6 +312,9 @@ static void event_cb(struct bufferevent *bev UNUSED, short what, void *arg)
 	}
 	if (what & BEV_EVENT_CONNECTED) {
 		/* TLS handshake done. */
+		if (c->hs_deadline)
+			evtimer_del(c->deadline_ev);
+		c->hs_deadline = false;
 		log_info("event=tls session=%s version=%s cipher=%s", c->id,
 			 conn_tls_version(c), conn_tls_cipher(c));
 		conn_set_timeout(c, c->timeout);
@@ -387,6 +391,20 @@ static void set_nodelay(evutil_socket_t fd)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* A server TLS handshake must end within HANDSHAKE_TIMEOUT_S in all, not
+ * only each read within it: a client sending its hello a byte at a time
+ * would keep the connection for ever. The connection's deadline timer
+ * does it unless the session has one running (IMAP's and POP3's login
+ * deadline already bounds their STARTTLS). */
+static void handshake_deadline(struct conn *c)
+{
+	if (evtimer_pending(c->deadline_ev, NULL))
+		return;
+	struct timeval tv = { HANDSHAKE_TIMEOUT_S, 0 };
+	evtimer_add(c->deadline_ev, &tv);
+	c->hs_deadline = true;
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		      struct sockaddr *sa, int salen UNUSED, void *arg)
 {
@@ -457,6 +475,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		setup_bev(c);
 		struct timeval tv = { HANDSHAKE_TIMEOUT_S, 0 };
 		bufferevent_set_timeouts(c->bev, &tv, &tv);
+		handshake_deadline(c);
 		return;
 	}
 	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -585,6 +604,9 @@ void conn_close(struct conn *c)
 		return;
 	c->closing = true;
 	bufferevent_disable(c->bev, EV_READ);
+	/* A deadline reached now would destroy the connection before the
+	 * goodbye is sent; the flush has its own bound. */
+	evtimer_del(c->deadline_ev);
 	event_active(c->close_ev, 0, 0);
 }
 
@@ -674,6 +696,8 @@ static int add_tls_filter(struct conn *c, SSL *ssl, enum bufferevent_ssl_state s
 	setup_bev(c);
 	struct timeval tv = { HANDSHAKE_TIMEOUT_S, 0 };
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	if (state == BUFFEREVENT_SSL_ACCEPTING)
+		handshake_deadline(c);
 	return 0;
 }
 

@@ -71,6 +71,8 @@ struct pop3_session {
 	int64_t account_id;
 	char *account;
 	bool locked;		/* holds the maildrop lock of account_id */
+	bool counted;		/* holds one of account_id's session slots (auth.h) */
+	bool cmd_clock;		/* command_timeout runs: a line has begun */
 	int64_t mailbox_id;
 	uint32_t uidvalidity;
 	struct store_msg *msgs;
@@ -234,8 +236,18 @@ static void maildrop_close(struct pop3_session *s)
 	s->locked = false;
 }
 
+/* Gives the account's session slot back: on QUIT, autologout, a dropped
+ * connection or shutdown, whichever comes first. */
+static void session_release(struct pop3_session *s)
+{
+	if (s->counted)
+		auth_session_release(s->account_id);
+	s->counted = false;
+}
+
 static void session_free(struct pop3_session *s)
 {
+	session_release(s);
 	send_end(s);
 	auth_reset(s);
 	maildrop_close(s);
@@ -345,11 +357,28 @@ static void login(struct pop3_session *s, int64_t account_id, const char *addres
 	}
 	s->account_id = account_id;
 	s->locked = true;
+	/* [limits] max_sessions_per_user, with IMAP. RFC 2449 8.1.2: IN-USE
+	 * says the authentication succeeded and the maildrop is busy with
+	 * other clients, which is the case: the account's own sessions fill
+	 * it, and closing one cures it. Not SYS/TEMP (RFC 3206 4): that is a
+	 * system failure the user can do nothing about. */
+	uint32_t sessions;
+	if (!auth_session_acquire(account_id, &sessions)) {
+		log_info("event=login_refused session=%s protocol=pop3 user=%s "
+			 "reason=max_sessions_per_user sessions=%u limit=%u", conn_id(s->conn),
+			 address, sessions, auth_session_limit());
+		maildrop_close(s);
+		err(s, "[IN-USE] Too many sessions of this account (at most %u), close one first",
+		    auth_session_limit());
+		return;
+	}
+	s->counted = true;
 	struct store_mailbox_info info;
 	int r = store_mailbox_get(reader(), account_id, "INBOX", &info);
 	if (r <= 0 || store_mailbox_messages(reader(), info.id, &s->msgs, &s->count) < 0) {
 		log_error("event=maildrop_failed session=%s user=%s reason=%s", conn_id(s->conn),
 			  address, r == 0 ? "no_inbox" : "store_error");
+		session_release(s);
 		maildrop_close(s);
 		if (r == 0)
 			err(s, "[SYS/PERM] The account has no INBOX");
@@ -366,9 +395,13 @@ static void login(struct pop3_session *s, int64_t account_id, const char *addres
 	s->account = xstrdup(address);
 	xfree(&s->user);
 	s->state = POP3_TRANSACTION;
-	log_info("event=login session=%s user=%s mechanism=%s tls=%s messages=%zu size=%llu",
-		 conn_id(s->conn), address, s->mech, conn_is_tls(s->conn) ? "yes" : "no",
-		 s->count, (unsigned long long)s->total_size);
+	/* Logged in: the login deadline ends; commands get their own. */
+	conn_set_deadline(s->conn, 0);
+	conn_set_timeout(s->conn, cfg->pop3_timeout);
+	log_info("event=login session=%s user=%s mechanism=%s tls=%s messages=%zu size=%llu "
+		 "sessions=%u", conn_id(s->conn), address, s->mech,
+		 conn_is_tls(s->conn) ? "yes" : "no", s->count,
+		 (unsigned long long)s->total_size, sessions);
 	ok(s, "Logged in, %zu messages (%llu octets)", s->count,
 	   (unsigned long long)s->total_size);
 }
@@ -885,6 +918,8 @@ static void bye(struct pop3_session *s, size_t removed)
 {
 	log_info("event=logout session=%s user=%s deleted=%zu left=%zu", conn_id(s->conn),
 		 s->account, removed, s->count - removed);
+	/* Free before the client hears +OK, so it can log in again at once. */
+	session_release(s);
 	ok(s, "Bye, %zu messages deleted, %zu left", removed, s->count - removed);
 	conn_close(s->conn);
 }
@@ -1022,6 +1057,18 @@ static int read_line(struct pop3_session *s, struct evbuffer *in, char **line_r)
 	return -1;
 }
 
+/* Once logged in, a line must arrive whole within command_timeout from
+ * its first byte (before login, login_timeout bounds everything): the
+ * idle timeout alone would let a client dribble a byte now and then and
+ * hold the session for ever. */
+static void command_clock(struct pop3_session *s, bool running)
+{
+	if (s->state != POP3_TRANSACTION || s->cmd_clock == running)
+		return;
+	s->cmd_clock = running;
+	conn_set_deadline(s->conn, running ? cfg->command_timeout : 0);
+}
+
 static void on_read(struct conn *c)
 {
 	struct pop3_session *s = conn_data(c);
@@ -1029,9 +1076,11 @@ static void on_read(struct conn *c)
 	while (!s->busy && !s->send.active && s->state != POP3_UPDATE && !conn_closing(c) &&
 	       evbuffer_get_length(in) > 0) {
 		char *line = NULL;
+		command_clock(s, true);
 		int r = read_line(s, in, &line);
 		if (r == 0)
 			return;
+		command_clock(s, false);
 		if (r > 0) {
 			if (s->sasl != NULL)
 				sasl_response(s, line);
@@ -1061,7 +1110,12 @@ static void on_open(struct conn *c)
 	s->send.fd = -1;
 	s->mech = "";
 	conn_set_data(c, s);
-	conn_set_timeout(c, cfg->pop3_timeout);
+	/* RFC 1939 3's 10 minutes are an autologout timer, for a session
+	 * logged in; before that the client must log in within
+	 * login_timeout, however it trickles its bytes. */
+	conn_set_timeout(c, cfg->pop3_timeout < cfg->login_timeout ? cfg->pop3_timeout :
+			 cfg->login_timeout);
+	conn_set_deadline(c, cfg->login_timeout);
 	/* No "<...>" timestamp: APOP is not offered (RFC 1939 7). */
 	conn_printf(c, "+OK %s POP3 server ready (yubin)\r\n", cfg->hostname);
 }
@@ -1069,14 +1123,26 @@ static void on_open(struct conn *c)
 static void on_timeout(struct conn *c)
 {
 	struct pop3_session *s = conn_data(c);
-	/* RFC 1939 3: an autologout enters no UPDATE state; nothing is
-	 * deleted. */
-	if (s != NULL && s->state == POP3_TRANSACTION)
+	const char *why = "Autologout: idle for too long";
+	if (s != NULL && s->state == POP3_AUTHORIZATION) {
+		log_info("event=login_timeout session=%s ip=%s seconds=%u", conn_id(c),
+			 conn_peer_ip(c), cfg->login_timeout);
+		why = "Not logged in in time, closing";
+	} else if (s != NULL && s->cmd_clock) {
+		log_info("event=command_timeout session=%s user=%s seconds=%u", conn_id(c),
+			 s->account, cfg->command_timeout);
+		why = "Command not completed in time, closing";
+	} else if (s != NULL && s->state == POP3_TRANSACTION) {
+		/* RFC 1939 3: an autologout enters no UPDATE state; nothing
+		 * is deleted. */
 		log_info("event=autologout session=%s user=%s", conn_id(c), s->account);
+	}
+	if (s != NULL)
+		session_release(s);
 	/* In the middle of a message (the client stopped reading), a
 	 * status line would only corrupt it: just close. */
 	if (s == NULL || !s->send.active)
-		conn_printf(c, "-ERR Autologout: idle for too long\r\n");
+		conn_printf(c, "-ERR %s\r\n", why);
 	conn_close(c);
 }
 
@@ -1089,6 +1155,7 @@ static void on_close(struct conn *c, enum conn_close_reason reason)
 		log_info("event=session_dropped session=%s user=%s reason=%s deleted=0", conn_id(c),
 			 s->account, reason == CONN_CLOSE_SHUTDOWN ? "shutdown" :
 			 reason == CONN_CLOSE_LOCAL ? "closed" : "disconnect");
+	session_release(s);
 	s->conn = NULL;
 	if (!s->busy)
 		session_free(s);

@@ -74,6 +74,10 @@ static void test_defaults(void)
 	CHECK_INT(cfg->smtp_timeout, 300);
 	CHECK_INT(cfg->smtp_data_timeout, 600);
 	CHECK_INT(cfg->max_received_headers, 100);
+	CHECK_INT(cfg->pop3_timeout, 600);
+	CHECK_INT(cfg->max_sessions_per_user, 50);
+	CHECK_INT(cfg->login_timeout, 60);
+	CHECK_INT(cfg->command_timeout, 1800);
 	for (int k = 0; k < LISTENER__COUNT; k++) {
 		CHECK(!cfg->listeners[k].present);
 		CHECK_INT(cfg->listeners[k].listen_count, 0);
@@ -116,6 +120,9 @@ static uint64_t number_of(const struct config *cfg, const char *key)
 	if (strcmp(key, "smtp_timeout") == 0) return cfg->smtp_timeout;
 	if (strcmp(key, "smtp_data_timeout") == 0) return cfg->smtp_data_timeout;
 	if (strcmp(key, "max_received_headers") == 0) return cfg->max_received_headers;
+	if (strcmp(key, "max_sessions_per_user") == 0) return cfg->max_sessions_per_user;
+	if (strcmp(key, "login_timeout") == 0) return cfg->login_timeout;
+	if (strcmp(key, "command_timeout") == 0) return cfg->command_timeout;
 	if (strcmp(key, "tls_selfsigned") == 0) return cfg->tls_selfsigned;
 	if (strcmp(key, "plaintext_auth") == 0) return (uint64_t)cfg->plaintext_auth;
 	return UINT64_MAX;
@@ -147,6 +154,12 @@ static void test_numbers(void)
 		{ "limits", "max_connections", "0", 0, NULL },
 		{ "limits", "max_connections_per_ip", "007", 7, NULL },
 		{ "limits", "max_received_headers", "30", 30, NULL },
+		{ "limits", "max_sessions_per_user", "0", 0, NULL },
+		{ "limits", "max_sessions_per_user", "10", 10, NULL },
+		{ "limits", "login_timeout", "3s", 3, NULL },
+		{ "limits", "login_timeout", "0", 0, "must be at least 1 seconds" },
+		{ "limits", "command_timeout", "2m", 120, NULL },
+		{ "limits", "command_timeout", "0s", 0, "must be at least 1 seconds" },
 		/* size: 1024-based suffixes, either case */
 		{ "limits", "max_message_size", "2048", 2048, NULL },
 		{ "limits", "max_message_size", "10K", 10240, NULL },
