@@ -7,6 +7,7 @@
 #include "store/store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
@@ -303,8 +304,11 @@ void auth_init(struct store *s, const struct auth_limits *l)
 		log_fatal("event=auth_init error=\"cannot hash\"");
 }
 
+static void deliver_waiting(void);
+
 void auth_thread_deinit(void)
 {
+	deliver_waiting();
 	store_reader_free(&tl_reader);
 }
 
@@ -331,7 +335,19 @@ struct check {
 	char *address;
 	auth_done_fn *done;
 	void *arg;
+	struct event *timer;		/* the answer's, on loop */
+	struct check *prev, *next;	/* in tl_waiting while timer runs */
 };
+
+/* Checks whose answer waits for its timer (the failure delay, or the next
+ * loop turn) on this thread's loop. A loop that ends never fires them:
+ * auth_thread_deinit answers them at once, so the sessions waiting (their
+ * connections closed by then) are freed rather than leaked. */
+static _Thread_local struct check *tl_waiting;
+/* Set once a loop has ended: a password check finished by the worker pool
+ * after that is answered at once, as loop_free runs what was posted (the
+ * loop's timers will never run again). */
+static atomic_bool loops_ending;
 
 static void check_free(struct check *c)
 {
@@ -352,15 +368,39 @@ static void check_free(struct check *c)
 static void deliver(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
 {
 	struct check *c = arg;
+	if (c->timer != NULL) {
+		event_free(c->timer);
+		c->timer = NULL;
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			tl_waiting = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+	}
 	c->done(c->arg, c->result, c->account_id, c->address);
 	check_free(c);
 }
 
-/* Answers after the throttle delay (or at the next loop turn). */
+/* Answers after the throttle delay (or at the next loop turn), on the
+ * check's loop; called on that loop's thread. */
 static void answer(struct check *c, uint32_t delay_ms)
 {
 	struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
-	event_base_once(loop_base(c->loop), -1, EV_TIMEOUT, deliver, c, &tv);
+	c->timer = evtimer_new(loop_base(c->loop), deliver, c);
+	c->prev = NULL;
+	c->next = tl_waiting;
+	if (tl_waiting)
+		tl_waiting->prev = c;
+	tl_waiting = c;
+	evtimer_add(c->timer, &tv);
+}
+
+static void deliver_waiting(void)
+{
+	atomic_store(&loops_ending, true);
+	while (tl_waiting != NULL)
+		deliver(-1, 0, tl_waiting);
 }
 
 static void verify_work(void *arg)
@@ -381,7 +421,13 @@ static void verify_done(void *arg)
 	c->result = ok ? AUTH_OK : AUTH_FAIL;
 	if (!ok)
 		xfree(&c->address);
-	answer(c, note(c->protocol, c->ip, c->user, ok));
+	uint32_t delay = note(c->protocol, c->ip, c->user, ok);
+	/* Posted here by the worker pool; this is not inside the caller's
+	 * auth_check_password, so answering now is safe. */
+	if (atomic_load(&loops_ending))
+		deliver(-1, 0, c);
+	else
+		answer(c, delay);
 }
 
 void auth_check_password(struct loop *loop, const char *protocol, const char *ip,

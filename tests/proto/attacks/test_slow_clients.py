@@ -384,3 +384,32 @@ def test_tls_hello_dribbled_after_starttls_before_login(server):
     got, took = trickle(p.sock, [b"\x16\x03\x01\x02\x00"] + [b"\x01"] * 100, 0.5, t0)
     assert_cut_at(took, "POP3 STLS hello")
     p.close()
+
+
+# ---- a cut while the password check waits ----
+
+def test_cut_during_a_delayed_login_failure_then_stop(yubin_factory):
+    """A wrong password is answered after auth_fail_delay (5 s here); the
+    login deadline (3 s) cuts the session first, and the server stops
+    while the answer is still due: the session and its check are freed
+    (no leak under ASan, a clean exit), over IMAP and POP3."""
+    ov = imaptest.imap_overrides(login_timeout="%ds" % T, auth_fail_delay="5000",
+                                 auth_fail_delay_max="5000")
+    ov.update({k: v for k, v in poptest.pop3_overrides().items() if k != "limits"})
+    ov["limits"].update({"auth_fail_delay": "5000", "auth_fail_delay_max": "5000"})
+    inst = yubin_factory(ov, provision=yubintest.provision_standard)
+    i, t0 = connect(inst.listener_port("imap"))
+    assert read_line(i).startswith(b"* OK ")
+    i.sendall(b'a1 LOGIN %s "wrong"\r\n' % imaptest.USER.encode())
+    p, _ = connect(inst.listener_port("pop3"))
+    assert read_line(p).startswith(b"+OK ")
+    p.sendall(b"USER %s\r\nPASS wrong\r\n" % imaptest.USER2.encode())
+    got, took = trickle(i, [], 1, t0)
+    assert got == b"* BYE Not logged in in time\r\n", got
+    assert_cut_at(took, "IMAP waiting for its answer")
+    got, _ = trickle(p, [], 1, t0)
+    assert got == b"+OK Send the password\r\n-ERR Not logged in in time, closing\r\n", got
+    i.close()
+    p.close()
+    assert time.monotonic() - t0 < 5, "the failure delay ran out before the stop"
+    inst.stop_clean()
