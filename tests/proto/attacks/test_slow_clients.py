@@ -61,7 +61,9 @@ def others_served(server):
     p.ok("QUIT")
     p.close()
     took = time.monotonic() - t0
-    assert took < 3, "another client took %.1fs" % took
+    # Well under a second on an idle machine; the bound leaves room for a
+    # busy one under ASan.
+    assert took < 6, "another client took %.1fs" % took
 
 
 @pytest.fixture(autouse=True)
