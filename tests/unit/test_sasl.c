@@ -150,6 +150,18 @@ static void test_scram_rfc7677(void)
 			       "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
 	CHECK_INT(step_str(s, badnonce, strlen(badnonce), &ch), SASL_FAIL);
 	sasl_free(&s);
+
+	/* A long client nonce (RFC 5802 sets no bound; the response limit
+	 * does) is echoed whole: the challenge grows with the response, which
+	 * fuzz_sasl once took for a runaway challenge. */
+	char longcf[600] = "n,,n=user,r=";
+	size_t pre = strlen(longcf);
+	memset(longcf + pre, 'G', 480);
+	longcf[pre + 480] = '\0';
+	s = sasl_new("SCRAM-SHA-256", &lk);
+	CHECK_INT(step_str(s, longcf, strlen(longcf), &ch), SASL_CONTINUE);
+	CHECK(ch.len > 480 && strncmp(ch.data + 2, longcf + pre, 480) == 0);
+	sasl_free(&s);
 	sasl_test_fixed_nonce(NULL);
 	buf_deinit(&ch);
 }
