@@ -690,12 +690,15 @@ static void fetch_one(struct imap_session *s, struct imap_fetch *f, size_t pos)
 		buf_printf(&b, "%sSAVEDATE \"%s\"", sep, d);
 		sep = " ";
 	}
+	char id[STORE_MSGID_MAX];
 	if (f->items & ITEM_EMAILID) {
-		buf_printf(&b, "%sEMAILID (%s)", sep, m->emailid);
+		store_msgid_format('M', m->emailid, id);
+		buf_printf(&b, "%sEMAILID (%s)", sep, id);
 		sep = " ";
 	}
 	if (f->items & ITEM_THREADID) {
-		buf_printf(&b, "%sTHREADID (%s)", sep, m->threadid);
+		store_msgid_format('T', m->threadid, id);
+		buf_printf(&b, "%sTHREADID (%s)", sep, id);
 		sep = " ";
 	}
 	if (f->items & ITEM_PREVIEW) {

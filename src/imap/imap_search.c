@@ -522,8 +522,15 @@ static bool match(const struct skey *k, struct smsg *sm)
 	case K_SAVEDBEFORE: return m->savedate / 86400 < k->day;
 	case K_SAVEDON: return m->savedate / 86400 == k->day;
 	case K_SAVEDSINCE: return m->savedate / 86400 >= k->day;
-	case K_EMAILID: return strcmp(m->emailid, k->value) == 0;
-	case K_THREADID: return strcmp(m->threadid, k->value) == 0;
+	case K_EMAILID:
+	case K_THREADID: {
+		char id[STORE_MSGID_MAX];
+		if (k->type == K_EMAILID)
+			store_msgid_format('M', m->emailid, id);
+		else
+			store_msgid_format('T', m->threadid, id);
+		return strcmp(id, k->value) == 0;
+	}
 	case K_SENTBEFORE: sent = sent_day(sm); return sent < k->day;
 	case K_SENTON: sent = sent_day(sm); return sent == k->day;
 	case K_SENTSINCE: sent = sent_day(sm); return sent >= k->day;

@@ -253,9 +253,13 @@ struct store_msg {
 	char *prefix;		/* per-recipient header lines served first */
 	size_t prefix_len;
 	char *keywords;		/* space-separated, or NULL */
-	char emailid[STORE_MSGID_MAX];	/* RFC 8474 EMAILID */
-	char threadid[STORE_MSGID_MAX];	/* RFC 8474 THREADID */
+	/* RFC 8474 EMAILID and THREADID as numbers, the 16 hex digits of
+	 * their queue ids: every session holds one of these per message of
+	 * its mailbox, so 8 bytes each rather than the text */
+	uint64_t emailid, threadid;
 };
+/* The text of an EMAILID ('M') or THREADID ('T'). */
+void store_msgid_format(char kind, uint64_t id, char out[STORE_MSGID_MAX]);
 /* Every message of the mailbox in UID order (a new array). Returns 0 or -1. */
 int store_mailbox_messages(struct store_reader *r, int64_t mailbox_id,
 			   struct store_msg **msgs_r, size_t *count_r);

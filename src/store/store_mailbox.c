@@ -57,6 +57,20 @@ int store_mailbox_messages(struct store_reader *r, int64_t mailbox_id,
 	return read_msgs(st, msgs_r, count_r);
 }
 
+/* A queue id (store_new_id: 16 hex digits) as a number; 0 for anything
+ * else, which no row written by this server holds. */
+static uint64_t msgid_parse(const char *qid)
+{
+	if (qid == NULL || strlen(qid) != 16 || strspn(qid, "0123456789ABCDEF") != 16)
+		return 0;
+	return strtoull(qid, NULL, 16);
+}
+
+void store_msgid_format(char kind, uint64_t id, char out[STORE_MSGID_MAX])
+{
+	snprintf(out, STORE_MSGID_MAX, "%c%016llX", kind, (unsigned long long)id);
+}
+
 /* Reads rows of MSG_COLUMNS; finalizes st. */
 static int read_msgs(sqlite3_stmt *st, struct store_msg **msgs_r, size_t *count_r)
 {
@@ -85,17 +99,17 @@ static int read_msgs(sqlite3_stmt *st, struct store_msg **msgs_r, size_t *count_
 		 * a move keeps them; a row from before threads stand alone. */
 		const char *qid = (const char *)sqlite3_column_text(st, 10);
 		const char *tid = (const char *)sqlite3_column_text(st, 11);
-		snprintf(m->emailid, sizeof(m->emailid), "M%s", qid ? qid : "");
-		if (tid != NULL)
-			snprintf(m->threadid, sizeof(m->threadid), "%s", tid);
-		else
-			snprintf(m->threadid, sizeof(m->threadid), "T%s", qid ? qid : "");
+		m->emailid = msgid_parse(qid);
+		m->threadid = tid != NULL && tid[0] == 'T' ? msgid_parse(tid + 1) : m->emailid;
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		store_msgs_free(&v, n);
 		return -1;
 	}
+	/* Held for as long as the mailbox is selected: no spare room. */
+	if (n > 0 && n < cap)
+		v = xrealloc(v, n * sizeof(*v));
 	*msgs_r = v;
 	*count_r = n;
 	return 0;
