@@ -397,7 +397,10 @@ static int add_item(struct imap_fetch *f, const struct imap_arg *a, bool alone,
 struct msg_ctx {
 	struct imap_fetch *f;
 	const struct store_msg *m;
+	int64_t mailbox_id;
 	int fd;			/* body file, opened when first needed */
+	bool prefix_loaded;
+	struct buf prefix;	/* the view holds only its length */
 	bool mime_loaded;
 	struct store_mime mime;
 };
@@ -436,10 +439,16 @@ static int msg_read(struct msg_ctx *x, uint64_t start, uint64_t len, struct buf 
 {
 	const struct store_msg *m = x->m;
 	if (start < m->prefix_len) {
+		if (!x->prefix_loaded) {
+			int r = store_msg_prefix(imap_reader(), x->mailbox_id, m->uid, &x->prefix);
+			if (r <= 0 || x->prefix.len != m->prefix_len)
+				return msg_fail(x, r < 0 ? FETCH_ERR_SERVER : FETCH_ERR_EXPUNGED);
+			x->prefix_loaded = true;
+		}
 		size_t n = m->prefix_len - (size_t)start;
 		if (n > len)
 			n = (size_t)len;
-		buf_append(out, m->prefix + start, n);
+		buf_append(out, x->prefix.data + start, n);
 		start += n;
 		len -= n;
 	}
@@ -655,7 +664,7 @@ static int write_section(struct msg_ctx *x, const struct section *sec, struct bu
 static void fetch_one(struct imap_session *s, struct imap_fetch *f, size_t pos)
 {
 	const struct store_msg *m = &s->view.msgs[pos];
-	struct msg_ctx x = { .f = f, .m = m, .fd = -1 };
+	struct msg_ctx x = { .f = f, .m = m, .mailbox_id = s->view.info.id, .fd = -1 };
 	struct buf b;
 	buf_init(&b, 0);
 	buf_printf(&b, "* %zu FETCH (", pos + 1);
@@ -734,6 +743,7 @@ static void fetch_one(struct imap_session *s, struct imap_fetch *f, size_t pos)
 	}
 	if (x.fd >= 0)
 		close(x.fd);
+	buf_deinit(&x.prefix);
 	store_mime_deinit(&x.mime);
 	if (r == 0) {
 		/* RFC 9051 6.4.5: the \Seen flag set by BODY[] is reported

@@ -324,6 +324,7 @@ bad:
 /* The message, read when a key needs it. */
 struct smsg {
 	struct store_msg *m;
+	int64_t mailbox_id;
 	uint32_t seq;
 	bool recent;
 	bool loaded;
@@ -366,7 +367,8 @@ static void load(struct smsg *sm)
 		return;
 	sm->loaded = true;
 	buf_init(&sm->text, 0);
-	buf_append(&sm->text, sm->m->prefix, sm->m->prefix_len);
+	if (sm->m->prefix_len > 0)
+		store_msg_prefix(imap_reader(), sm->mailbox_id, sm->m->uid, &sm->text);
 	int fd = store_msg_open(imap_store, sm->m);
 	if (fd >= 0) {
 		char chunk[65536];
@@ -645,7 +647,8 @@ size_t imap_search_run(struct imap_session *s, struct imap_search *k, uint32_t *
 	uint32_t *found = xmalloc((v->count ? v->count : 1) * sizeof(*found));
 	size_t count = 0;
 	for (size_t i = 0; i < v->count; i++) {
-		struct smsg sm = { .m = &v->msgs[i], .seq = (uint32_t)i + 1,
+		struct smsg sm = { .m = &v->msgs[i], .mailbox_id = v->info.id,
+				   .seq = (uint32_t)i + 1,
 				   .recent = imap_is_recent(s, v->msgs[i].uid) };
 		if (match(k->root, &sm))
 			found[count++] = (uint32_t)i;
@@ -735,7 +738,8 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, size_t n,
 	if (modseq_key)
 		imap_condstore_enable(s);
 	for (size_t i = 0; i < v->count; i++) {
-		struct smsg sm = { .m = &v->msgs[i], .seq = (uint32_t)i + 1,
+		struct smsg sm = { .m = &v->msgs[i], .mailbox_id = v->info.id,
+				   .seq = (uint32_t)i + 1,
 				   .recent = imap_is_recent(s, v->msgs[i].uid) };
 		if (match(root, &sm)) {
 			found[count++] = uid ? v->msgs[i].uid : (uint32_t)i + 1;

@@ -1017,7 +1017,7 @@ static int status_recent(struct imap_session *s, int64_t mailbox_id, uint32_t ui
 	/* Rare (rev1 clients asking RECENT with new mail): the listing. */
 	struct store_msg *msgs;
 	size_t count;
-	if (store_mailbox_messages(imap_reader(), mailbox_id, &msgs, &count) < 0)
+	if (store_mailbox_listing(imap_reader(), mailbox_id, &msgs, &count) < 0)
 		return -1;
 	for (size_t i = 0; i < count; i++)
 		*recent_r += msgs[i].uid >= next;
@@ -1273,7 +1273,7 @@ static void select_mailbox(struct imap_session *s, const struct imap_arg *a, siz
 	/* The version first: a change after it wakes IDLE even if the
 	 * listing below already has it. */
 	v->version = store_mailbox_version(v->info.id);
-	if (store_mailbox_messages(imap_reader(), v->info.id, &v->msgs, &v->count) < 0) {
+	if (store_mailbox_listing(imap_reader(), v->info.id, &v->msgs, &v->count) < 0) {
 		free(name);
 		seqset_deinit(&q.uids);
 		view_clear(v);

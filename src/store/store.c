@@ -711,7 +711,9 @@ struct store_reader *store_reader_new(struct store *s)
 			       " WHERE d.name = ? AND a.localpart = ?",
 			       -1, &r->st_auth, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(r->db, "SELECT envelope, body_simple, bodystructure, parts"
-			       " FROM messages WHERE id = ?", -1, &r->st_mime, NULL) != SQLITE_OK)
+			       " FROM messages WHERE id = ?", -1, &r->st_mime, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "SELECT prefix FROM mail WHERE mailbox_id = ? AND uid = ?",
+			       -1, &r->st_prefix, NULL) != SQLITE_OK)
 		log_fatal("event=store_reader_prepare error=\"%s\"", sqlite3_errmsg(r->db));
 	return r;
 }
@@ -728,6 +730,7 @@ void store_reader_free(struct store_reader **rp)
 	sqlite3_finalize(r->st_auth);
 	sqlite3_finalize(r->st_sendas);
 	sqlite3_finalize(r->st_mime);
+	sqlite3_finalize(r->st_prefix);
 	sqlite3_close(r->db);
 	free(r);
 	*rp = NULL;

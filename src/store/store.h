@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct buf;
 struct loop;
 struct store;
 struct store_reader;
@@ -250,7 +251,8 @@ struct store_msg {
 	uint64_t size;		/* prefix + body file: what a reader gets */
 	int64_t message_id;	/* the shared messages row */
 	char *body;		/* body file, relative to data_dir */
-	char *prefix;		/* per-recipient header lines served first */
+	char *prefix;		/* per-recipient header lines served first; NULL
+				 * in a listing made without (store_msg_prefix) */
 	size_t prefix_len;
 	char *keywords;		/* space-separated, or NULL */
 	/* RFC 8474 EMAILID and THREADID as numbers, the 16 hex digits of
@@ -263,9 +265,19 @@ void store_msgid_format(char kind, uint64_t id, char out[STORE_MSGID_MAX]);
 /* Every message of the mailbox in UID order (a new array). Returns 0 or -1. */
 int store_mailbox_messages(struct store_reader *r, int64_t mailbox_id,
 			   struct store_msg **msgs_r, size_t *count_r);
+/* The same without the prefixes (prefix NULL, prefix_len set): what a
+ * session holds while a mailbox is selected, for as long as it is; the
+ * few it serves are read with store_msg_prefix. */
+int store_mailbox_listing(struct store_reader *r, int64_t mailbox_id,
+			  struct store_msg **msgs_r, size_t *count_r);
+/* Appends the prefix of message uid of a mailbox to out. Returns 1, 0
+ * when the mailbox no longer holds it, or -1. */
+int store_msg_prefix(struct store_reader *r, int64_t mailbox_id, uint32_t uid,
+		     struct buf *out);
 void store_msgs_free(struct store_msg **msgs, size_t count);
 /* What changed in a mailbox since a mod-sequence: messages added or whose
- * flags changed (modseq > since), in UID order, and UIDs expunged since. */
+ * flags changed (modseq > since), in UID order, without their prefixes
+ * (as store_mailbox_listing), and UIDs expunged since. */
 struct store_changes {
 	struct store_msg *msgs;
 	size_t msg_count;

@@ -39,22 +39,59 @@ int store_mailbox_get(struct store_reader *r, int64_t account_id, const char *na
 	return res;
 }
 
-#define MSG_COLUMNS \
+/* PREFIX: l.prefix, or its length in a listing without prefixes. */
+#define MSG_COLUMNS(PREFIX) \
 	"SELECT l.uid, l.flags, l.modseq, l.internaldate, m.size, m.id, m.body," \
-	" l.prefix, l.keywords, l.savedate, m.queue_id, m.threadid" \
+	" " PREFIX ", l.keywords, l.savedate, m.queue_id, m.threadid" \
 	" FROM mail l JOIN messages m ON m.id = l.message_id"
+#define WITH_PREFIX "l.prefix"
+#define PREFIX_LEN "length(CAST(l.prefix AS BLOB))"
 
-static int read_msgs(sqlite3_stmt *st, struct store_msg **msgs_r, size_t *count_r);
+static int read_msgs(sqlite3_stmt *st, bool with_prefix, struct store_msg **msgs_r,
+		     size_t *count_r);
+
+static int list_msgs(struct store_reader *r, int64_t mailbox_id, bool with_prefix,
+		     struct store_msg **msgs_r, size_t *count_r)
+{
+	sqlite3_stmt *st;
+	const char *sql = with_prefix ?
+		MSG_COLUMNS(WITH_PREFIX) " WHERE l.mailbox_id = ? ORDER BY l.uid" :
+		MSG_COLUMNS(PREFIX_LEN) " WHERE l.mailbox_id = ? ORDER BY l.uid";
+	if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	return read_msgs(st, with_prefix, msgs_r, count_r);
+}
 
 int store_mailbox_messages(struct store_reader *r, int64_t mailbox_id,
 			   struct store_msg **msgs_r, size_t *count_r)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(r->db,
-			MSG_COLUMNS " WHERE l.mailbox_id = ? ORDER BY l.uid", -1, &st, NULL) != SQLITE_OK)
-		return -1;
+	return list_msgs(r, mailbox_id, true, msgs_r, count_r);
+}
+
+int store_mailbox_listing(struct store_reader *r, int64_t mailbox_id,
+			  struct store_msg **msgs_r, size_t *count_r)
+{
+	return list_msgs(r, mailbox_id, false, msgs_r, count_r);
+}
+
+int store_msg_prefix(struct store_reader *r, int64_t mailbox_id, uint32_t uid,
+		     struct buf *out)
+{
+	sqlite3_stmt *st = r->st_prefix;
 	sqlite3_bind_int64(st, 1, mailbox_id);
-	return read_msgs(st, msgs_r, count_r);
+	sqlite3_bind_int64(st, 2, uid);
+	int rc = sqlite3_step(st), res = -1;
+	if (rc == SQLITE_ROW) {
+		int n = sqlite3_column_bytes(st, 0);
+		if (n > 0)
+			buf_append(out, sqlite3_column_blob(st, 0), (size_t)n);
+		res = 1;
+	} else if (rc == SQLITE_DONE) {
+		res = 0;
+	}
+	sqlite3_reset(st);
+	return res;
 }
 
 /* A queue id (store_new_id: 16 hex digits) as a number; 0 for anything
@@ -72,7 +109,8 @@ void store_msgid_format(char kind, uint64_t id, char out[STORE_MSGID_MAX])
 }
 
 /* Reads rows of MSG_COLUMNS; finalizes st. */
-static int read_msgs(sqlite3_stmt *st, struct store_msg **msgs_r, size_t *count_r)
+static int read_msgs(sqlite3_stmt *st, bool with_prefix, struct store_msg **msgs_r,
+		     size_t *count_r)
 {
 	struct store_msg *v = NULL;
 	size_t n = 0, cap = 0;
@@ -87,8 +125,14 @@ static int read_msgs(sqlite3_stmt *st, struct store_msg **msgs_r, size_t *count_
 		m->flags = (uint32_t)sqlite3_column_int64(st, 1);
 		m->modseq = (uint64_t)sqlite3_column_int64(st, 2);
 		m->internaldate = sqlite3_column_int64(st, 3);
-		m->prefix_len = (size_t)sqlite3_column_bytes(st, 7);
-		m->prefix = xstrndup(m->prefix_len ? sqlite3_column_blob(st, 7) : "", m->prefix_len);
+		if (with_prefix) {
+			m->prefix_len = (size_t)sqlite3_column_bytes(st, 7);
+			m->prefix = xstrndup(m->prefix_len ? sqlite3_column_blob(st, 7) : "",
+					     m->prefix_len);
+		} else {
+			m->prefix_len = (size_t)sqlite3_column_int64(st, 7);
+			m->prefix = NULL;
+		}
 		m->size = (uint64_t)sqlite3_column_int64(st, 4) + m->prefix_len;
 		m->message_id = sqlite3_column_int64(st, 5);
 		m->body = xstrdup((const char *)sqlite3_column_text(st, 6));
@@ -283,12 +327,12 @@ int store_mailbox_changes(struct store_reader *r, int64_t mailbox_id, uint64_t s
 	sqlite3_finalize(st);
 	c->uidnext = info.uidnext;
 	c->highestmodseq = info.highestmodseq;
-	if (sqlite3_prepare_v2(r->db, MSG_COLUMNS " WHERE l.mailbox_id = ? AND l.modseq > ?"
-			       " ORDER BY l.uid", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(r->db, MSG_COLUMNS(PREFIX_LEN) " WHERE l.mailbox_id = ?"
+			       " AND l.modseq > ? ORDER BY l.uid", -1, &st, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)since);
-	if (read_msgs(st, &c->msgs, &c->msg_count) < 0)
+	if (read_msgs(st, false, &c->msgs, &c->msg_count) < 0)
 		goto out;
 	if (sqlite3_prepare_v2(r->db, "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?"
 			       " ORDER BY uid", -1, &st, NULL) != SQLITE_OK)

@@ -63,6 +63,7 @@ struct store_reader {
 	sqlite3_stmt *st_auth;
 	sqlite3_stmt *st_sendas;
 	sqlite3_stmt *st_mime;
+	sqlite3_stmt *st_prefix;
 };
 
 /* A unit of work for the writer thread. prepare runs outside the shared

@@ -2,6 +2,7 @@
  * listing, flag changes with mod-sequences, expunge with tombstones and
  * removal of unreferenced bodies. */
 #include "test.h"
+#include "core/buf.h"
 #include "core/loop.h"
 #include "core/util.h"
 #include "store/store.h"
@@ -94,6 +95,30 @@ static void test_mailbox_flow(void)
 	CHECK_INT(msgs[0].size, msgs[0].prefix_len +
 		  strlen("Subject: one\r\nFrom: a@b.example\r\n\r\nbody\r\n"));
 	CHECK(strncmp(msgs[0].prefix, "Return-Path: <a@b.example>\r\n", 28) == 0);
+	/* the listing a session holds: the same without the prefixes, each
+	 * read when needed */
+	struct store_msg *lean = NULL;
+	size_t ln = 0;
+	CHECK_INT(store_mailbox_listing(r, info.id, &lean, &ln), 0);
+	CHECK_INT(ln, 3);
+	for (size_t i = 0; i < ln && i < n; i++) {
+		CHECK(lean[i].prefix == NULL);
+		CHECK_INT(lean[i].uid, msgs[i].uid);
+		CHECK_INT(lean[i].size, msgs[i].size);
+		CHECK_INT(lean[i].prefix_len, msgs[i].prefix_len);
+		CHECK(lean[i].emailid == msgs[i].emailid && lean[i].emailid != 0);
+		struct buf p;
+		buf_init(&p, 0);
+		CHECK_INT(store_msg_prefix(r, info.id, lean[i].uid, &p), 1);
+		CHECK(p.len == msgs[i].prefix_len && memcmp(p.data, msgs[i].prefix, p.len) == 0);
+		buf_deinit(&p);
+	}
+	store_msgs_free(&lean, ln);
+	struct buf none;
+	buf_init(&none, 0);
+	CHECK_INT(store_msg_prefix(r, info.id, 99, &none), 0);
+	CHECK_INT(none.len, 0);
+	buf_deinit(&none);
 	char *body2 = xstrdup(msgs[1].body);
 	uint64_t after_delivery = msgs[2].modseq;
 	store_msgs_free(&msgs, n);
