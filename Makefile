@@ -54,6 +54,7 @@ $(FUZZ)/build.ninja:
 fuzz: deps-test $(FUZZ)/build.ninja
 	ninja -C $(FUZZ)
 	@for f in $(FUZZ)/fuzz_*; do \
+		[ -f $$f ] && [ -x $$f ] || continue; \
 		t=$${f##*/fuzz_}; mkdir -p $(FUZZ)/corpus/$$t; \
 		echo "== $$t"; \
 		$$f -max_total_time=$(SECONDS) -timeout=10 $(FUZZ)/corpus/$$t fuzz/corpus/$$t || exit 1; \
