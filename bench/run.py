@@ -835,7 +835,11 @@ def main():
     R["duration_s"] = time.monotonic() - started
     R["commands"] = COMMANDS
     os.makedirs(a.out, exist_ok=True)
-    stem = os.path.join(a.out, R["date"] + ("-quick" if a.quick else ""))
+    base = os.path.join(a.out, R["date"] + ("-quick" if a.quick else ""))
+    stem, k = base, 1
+    while os.path.exists(stem + ".md") or os.path.exists(stem + ".json"):
+        k += 1                          # a later run the same day: DATE-2, DATE-3...
+        stem = "%s-%d" % (base, k)
     with open(stem + ".json", "w") as f:
         json.dump(R, f, indent=1)
     write_report(R, stem + ".md")
