@@ -549,8 +549,9 @@ static bool match(const struct skey *k, struct smsg *sm)
 		if (k->indexed && uid_in(k->ix.match, k->ix.match_count, m->uid))
 			return true;
 		if (k->indexed && uid_in(k->ix.pending, k->ix.pending_count, m->uid)) {
-			/* as text_indexed 0 or 1 will say: a cut text is also
-			 * read as it is */
+			/* not in the index yet, or only its first part:
+			 * the whole decoded text decides; a text too long
+			 * even for that is also read as it is */
 			if (pending_match(sm, k->type, k->value))
 				return true;
 			if (!sm->decoded_ok || sm->decoded_complete)

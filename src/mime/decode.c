@@ -426,8 +426,30 @@ void charset_conv_free(struct charset_conv **cp)
 	*cp = NULL;
 }
 
+static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp_r);
+
+/* Valid UTF-8 throughout: what iconv from UTF-8 passes unchanged. */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		uint32_t cp;
+		size_t l = s[i] < 0x80 ? 1 : utf8_decode(s + i, n - i, &cp);
+		if (l == 0)
+			return false;
+		i += l;
+	}
+	return true;
+}
+
 int charset_to_utf8(const char *charset, const void *in, size_t len, struct buf *out)
 {
+	/* Text that is UTF-8 already (or ASCII, a part of it), the common
+	 * case, is taken as it is rather than through iconv. */
+	if ((str_ieq(charset, "utf-8") || str_ieq(charset, "utf8") ||
+	     str_ieq(charset, "us-ascii") || str_ieq(charset, "ascii")) &&
+	    utf8_valid(in, len))
+		return buf_append(out, in, len) < 0 ? -1 : 0;
 	struct charset_conv *c = charset_conv_new(charset);
 	if (c == NULL)
 		return -2;

@@ -426,12 +426,13 @@ void store_preview_save(struct store *s, int64_t message_id, const char *preview
 /* Full-text search for IMAP SEARCH BODY/TEXT/HEADER (RFC 9051 6.4.4):
  * the UIDs of the mailbox, ascending, whose indexed text contains needle
  * (case-insensitive substring; the index holds decoded, UTF-8 text), in
- * *match_r; in *unindexed_r those whose text is not or not wholly in the
- * index (stored by an older version, or cut at the size limit), which the
- * caller must check by reading them; and in *pending_r those stored since
- * the index was last written (it takes new messages' text shortly after
- * their commit), which the caller checks against store_msg_text, the text
- * the index will hold. All from one snapshot. Arrays are new (free them). */
+ * *match_r; in *unindexed_r those whose text is not in the index (stored
+ * by an older version), which the caller must check by reading them; and
+ * in *pending_r those stored since the index was last written (it takes
+ * new messages' text shortly after their commit) and those whose text it
+ * holds only in part (cut at its size limit), which the caller checks
+ * against store_msg_text, their whole decoded text. All from one
+ * snapshot. Arrays are new (free them). */
 enum store_text_where { STORE_TEXT_HEADER, STORE_TEXT_BODY, STORE_TEXT_ALL };
 struct store_text_hits {
 	uint32_t *match, *unindexed, *pending;
@@ -440,10 +441,11 @@ struct store_text_hits {
 int store_text_search(struct store_reader *r, int64_t mailbox_id, enum store_text_where where,
 		      const char *needle, struct store_text_hits *hits_r);
 void store_text_hits_deinit(struct store_text_hits *h);
-/* The text of a message as the index holds it (decoded, UTF-8): its header
- * and its body, new strings of *header_len_r and *body_len_r bytes, and
- * whether nothing was cut (at the index's size limit; then the message
- * is also to be read as it is). 0, or -1 when it cannot be read. */
+/* The text of a message as the index holds it (decoded, UTF-8), but whole
+ * up to a much larger limit than the index's: its header and its body, new
+ * strings of *header_len_r and *body_len_r bytes, and whether nothing was
+ * cut (then the message is also to be read as it is). 0, or -1 when it
+ * cannot be read. */
 int store_msg_text(struct store *s, const struct store_msg *msg, char **header_r,
 		   size_t *header_len_r, char **body_r, size_t *body_len_r, bool *complete_r);
 

@@ -616,7 +616,7 @@ static int delivery_ready(struct store_delivery *d)
 	if (!d->mime_ok)
 		log_warn("event=mime_too_large queue_id=%s", d->queue_id);
 	if (d->local_count > 0 || d->append_mailbox > 0) {
-		store_text_extract(mm, d->fd, &d->text);
+		store_text_extract(mm, d->fd, STORE_TEXT_MAX, &d->text);
 		store_sort_compute(mm, &d->sort);
 		d->sort_ok = true;
 		store_preview_compute(mm, d->fd, &d->preview);

@@ -136,6 +136,8 @@ int store_msg_mime_parse(struct store *s, const struct store_msg *msg, struct st
 /* ---- text for the full-text index ---- */
 
 /* Reads [start, start+len) of fd onto out. */
+/* Reads [start, start+len) of fd onto out: 0, 1 when out filled up first
+ * (the text is cut there), -1 on a read error. */
 static int pread_range(int fd, uint64_t start, uint64_t len, struct buf *out)
 {
 	char chunk[65536];
@@ -145,15 +147,16 @@ static int pread_range(int fd, uint64_t start, uint64_t len, struct buf *out)
 		if (n <= 0)
 			return n < 0 ? -1 : 0;
 		if (buf_append(out, chunk, (size_t)n) < 0)
-			return 0;	/* out is full: the text is cut there */
+			return 1;	/* out is full: the text is cut there */
 		start += (uint64_t)n;
 		len -= (uint64_t)n;
 	}
 	return 0;
 }
 
-/* "Name: value" lines of a header block, unfolded and RFC 2047 decoded. */
-static void header_text(const char *hdr, size_t len, struct buf *out)
+/* "Name: value" lines of a header block, unfolded and RFC 2047 decoded;
+ * *cut set when out had no room for all. */
+static void header_text(const char *hdr, size_t len, struct buf *out, bool *cut)
 {
 	size_t pos = 0;
 	struct header_field f;
@@ -163,10 +166,9 @@ static void header_text(const char *hdr, size_t len, struct buf *out)
 			continue;
 		char *raw = header_unfold(f.value, f.value_len);
 		char *dec = header_decode_2047(raw);
-		buf_append(out, f.name, f.name_len);
-		buf_append_str(out, ": ");
-		buf_append_str(out, dec);
-		buf_append_c(out, '\n');
+		if (buf_append(out, f.name, f.name_len) < 0 || buf_append_str(out, ": ") < 0 ||
+		    buf_append_str(out, dec) < 0 || buf_append_c(out, '\n') < 0)
+			*cut = true;
 		free(dec);
 		free(raw);
 	}
@@ -214,15 +216,25 @@ static void html_text(const char *p, size_t len, struct buf *out)
 	}
 }
 
+/* Text extraction from the body file fd: each piece at most max bytes;
+ * cut is set when some text did not fit. */
+struct text_ctx {
+	int fd;
+	size_t max;
+	bool cut;
+};
+
 /* A text part's body: transfer decoding, charset to UTF-8, HTML to text. */
-static void part_text(const struct mime_part *part, int fd, struct buf *out)
+static void part_text(const struct mime_part *part, struct text_ctx *x, struct buf *out)
 {
 	struct mime_range r = mime_part_body(part);
 	struct buf raw, dec, utf8;
-	buf_init(&raw, STORE_TEXT_MAX);
-	buf_init(&dec, STORE_TEXT_MAX);
-	buf_init(&utf8, STORE_TEXT_MAX);
-	(void)pread_range(fd, r.start, r.len, &raw);
+	buf_init(&raw, x->max);
+	buf_init(&dec, x->max);
+	buf_init(&utf8, x->max);
+	bool *cut = &x->cut;
+	if (pread_range(x->fd, r.start, r.len, &raw) > 0)
+		*cut = true;
 	const char *in = raw.data ? raw.data : "";
 	switch (mime_part_cte(part)) {
 	case MIME_CTE_BASE64:
@@ -236,9 +248,15 @@ static void part_text(const struct mime_part *part, int fd, struct buf *out)
 		break;
 	}
 	const char *charset = mime_part_param(part, "charset");
+	int cr = 0;
 	if (dec.len > 0 &&
-	    charset_to_utf8(charset ? charset : "us-ascii", dec.data, dec.len, &utf8) == -2)
-		(void)charset_to_utf8("utf-8", dec.data, dec.len, &utf8);
+	    (cr = charset_to_utf8(charset ? charset : "us-ascii", dec.data, dec.len, &utf8)) == -2)
+		cr = charset_to_utf8("utf-8", dec.data, dec.len, &utf8);
+	if (cr == -1)
+		*cut = true;	/* utf8 is full */
+	/* html_text's output is never longer than its input */
+	if (out->len + utf8.len + 1 > out->max)
+		*cut = true;
 	if (str_ieq(mime_part_subtype(part), "html"))
 		html_text(utf8.data ? utf8.data : "", utf8.len, out);
 	else
@@ -249,17 +267,18 @@ static void part_text(const struct mime_part *part, int fd, struct buf *out)
 	buf_deinit(&utf8);
 }
 
-static void tree_text(const struct mime_part *part, int fd, struct buf *body, int depth)
+static void tree_text(const struct mime_part *part, struct text_ctx *x, struct buf *body,
+		      int depth)
 {
 	if (depth > MIME_DEFAULT_MAX_DEPTH)
 		return;
 	switch (mime_part_kind(part)) {
 	case MIME_KIND_TEXT:
-		part_text(part, fd, body);
+		part_text(part, x, body);
 		break;
 	case MIME_KIND_MULTIPART:
 		for (const struct mime_part *c = mime_part_first_child(part); c; c = mime_part_next(c))
-			tree_text(c, fd, body, depth + 1);
+			tree_text(c, x, body, depth + 1);
 		break;
 	case MIME_KIND_MESSAGE: {
 		/* An attached message: its header is text of ours too. */
@@ -268,11 +287,12 @@ static void tree_text(const struct mime_part *part, int fd, struct buf *body, in
 			break;
 		struct mime_range h = mime_part_header(inner);
 		struct buf hdr;
-		buf_init(&hdr, STORE_TEXT_MAX);
-		(void)pread_range(fd, h.start, h.len, &hdr);
-		header_text(hdr.data ? hdr.data : "", hdr.len, body);
+		buf_init(&hdr, x->max);
+		if (pread_range(x->fd, h.start, h.len, &hdr) > 0)
+			x->cut = true;
+		header_text(hdr.data ? hdr.data : "", hdr.len, body, &x->cut);
 		buf_deinit(&hdr);
-		tree_text(inner, fd, body, depth + 1);
+		tree_text(inner, x, body, depth + 1);
 		break;
 	}
 	case MIME_KIND_LEAF:
@@ -280,20 +300,22 @@ static void tree_text(const struct mime_part *part, int fd, struct buf *body, in
 	}
 }
 
-void store_text_extract(const struct mime_message *msg, int fd, struct store_text *t)
+void store_text_extract(const struct mime_message *msg, int fd, size_t max,
+			struct store_text *t)
 {
-	buf_init(&t->header, STORE_TEXT_MAX);
-	buf_init(&t->body, STORE_TEXT_MAX);
+	struct text_ctx x = { fd, max, false };
+	buf_init(&t->header, max);
+	buf_init(&t->body, max);
 	const struct mime_part *root = mime_message_root(msg);
 	struct mime_range h = mime_part_header(root);
 	struct buf hdr;
-	buf_init(&hdr, STORE_TEXT_MAX);
-	(void)pread_range(fd, h.start, h.len, &hdr);
-	header_text(hdr.data ? hdr.data : "", hdr.len, &t->header);
+	buf_init(&hdr, max);
+	x.cut = pread_range(fd, h.start, h.len, &hdr) > 0;
+	header_text(hdr.data ? hdr.data : "", hdr.len, &t->header, &x.cut);
 	buf_deinit(&hdr);
-	tree_text(root, fd, &t->body, 0);
-	/* Cut at the limit: those messages are searched the slow way too. */
-	t->complete = t->header.len < STORE_TEXT_MAX && t->body.len < STORE_TEXT_MAX;
+	tree_text(root, &x, &t->body, 0);
+	/* Cut at the limit: those messages are searched the slow way. */
+	t->complete = !x.cut && t->header.len < max && t->body.len < max;
 }
 
 void store_text_deinit(struct store_text *t)
@@ -726,7 +748,7 @@ int store_msg_text(struct store *s, const struct store_msg *msg, char **header_r
 		return -1;
 	}
 	struct store_text t;
-	store_text_extract(mm, fd, &t);
+	store_text_extract(mm, fd, STORE_SEARCH_TEXT_MAX, &t);
 	close(fd);
 	mime_message_free(&mm);
 	*header_r = buf_take(&t.header, header_len_r);
@@ -794,11 +816,11 @@ int store_text_search(struct store_reader *r, int64_t mailbox_id, enum store_tex
 	if (!in_tx ||
 	    sqlite3_prepare_v2(r->db, sql.data, -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(r->db, "SELECT m.uid FROM mail m JOIN messages g ON g.id = m.message_id"
-			       " WHERE m.mailbox_id = ? AND (g.text_indexed IS NULL OR g.text_indexed = 0)"
+			       " WHERE m.mailbox_id = ? AND g.text_indexed IS NULL"
 			       " ORDER BY m.uid", -1, &un, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(r->db, "SELECT m.uid FROM mail m JOIN messages g ON g.id = m.message_id"
-			       " WHERE m.mailbox_id = ? AND g.text_indexed = " STORE_TEXT_PENDING_SQL
-			       " ORDER BY m.uid", -1, &pend, NULL) != SQLITE_OK) {
+			       " WHERE m.mailbox_id = ? AND g.text_indexed IN (0, "
+			       STORE_TEXT_PENDING_SQL ") ORDER BY m.uid", -1, &pend, NULL) != SQLITE_OK) {
 		log_error("event=text_search_failed error=\"%s\"", sqlite3_errmsg(r->db));
 		goto out;
 	}

@@ -102,26 +102,34 @@ int store_mime_compute(const struct mime_message *msg, struct store_mime *m);
  * message_text): the top-level header fields as "Name: value" lines,
  * RFC 2047 decoded, and the body text: every text part transfer-decoded,
  * in UTF-8, HTML without its tags, and the header of attached messages.
- * Each at most STORE_TEXT_MAX bytes; complete says nothing was cut (else
- * SEARCH reads the message too). fd is the body file, readable. */
-#define STORE_TEXT_MAX (4 * 1024 * 1024)
+ * Each at most max bytes (STORE_TEXT_MAX for the index); complete says
+ * nothing was cut (else SEARCH decodes the message again, whole: text
+ * past the limit is still found). fd is the body file, readable.
+ * The limit keeps the index's cost per message bounded: trigram-indexing
+ * a 1 MB text took the writer thread about 60 ms, and deliveries of big
+ * messages waited behind it; few messages hold more text than this. */
+#define STORE_TEXT_MAX (256 * 1024)
+/* The same text made for a SEARCH of a message the index holds only in
+ * part (store_msg_text): whole, up to this, one message at a time. */
+#define STORE_SEARCH_TEXT_MAX (64 * 1024 * 1024)
 struct store_text {
 	struct buf header, body;
 	bool complete;
 };
-void store_text_extract(const struct mime_message *msg, int fd, struct store_text *t);
+void store_text_extract(const struct mime_message *msg, int fd, size_t max,
+			struct store_text *t);
 void store_text_deinit(struct store_text *t);
 /* messages.text_indexed of a message whose text waits for the index
  * (store_index_later), beside NULL (stored before the index existed), 0
- * (cut at STORE_TEXT_MAX) and 1 (whole). */
+ * (the index holds its first STORE_TEXT_MAX bytes) and 1 (whole). */
 #define STORE_TEXT_PENDING 2
 #define STORE_TEXT_PENDING_SQL "2"
 /* Writer thread, after the commit of a new message in a mailbox: its text
  * (taken from t, which is left empty) joins the full-text index later, in
  * one transaction with others' (store_writer.c). Until then its row says
- * text_indexed NULL, and SEARCH reads the message instead, so answers are
- * the same either way; only the cost moves. A crash before that leaves
- * the row so, which is still correct. */
+ * text_indexed 2, and SEARCH matches its decoded text instead, so answers
+ * are the same either way; only the cost moves. A crash before that
+ * leaves the row so, which is still correct. */
 void store_index_later(struct store *s, int64_t message_id, const char *queue_id,
 		       struct store_text *t);
 struct store_index_item {

@@ -229,3 +229,58 @@ def test_index_rows_of_expunged_ids_are_ignored(srv, box):
     assert search(box, "BODY", "stalestuff") == []
     assert search(box, "BODY", "ta") == [4]             # "see attachment", scanned
     assert search(box, "BODY", "attachment") == [4]     # its own text, not the old one
+
+
+def test_text_past_the_index_limit_is_read(yubin_factory):
+    """The index holds at most the first 256 KiB of a message's header and
+    body text (STORE_TEXT_MAX): a longer message is marked text_indexed 0,
+    a word before the limit is found through the index, one past it by
+    reading the message (RFC 9051 6.4.4 asks for the whole body). Also when
+    the part is base64 and its decoded text is shorter than the limit
+    while its encoded form is not (message 3)."""
+    import time
+    port = yubintest.free_port()
+
+    def provision(inst):
+        inst.add_domain("example.com")
+        inst.add_user(USER, PASSWORD)
+    inst = yubin_factory({"imap": {"listen": "127.0.0.1:%d" % port},
+                          "limits": {"auth_fail_delay": "0"}}, provision=provision)
+    filler = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do\r\n" * 6000
+    with smtplib.SMTP("127.0.0.1", inst.port) as s:
+        s.sendmail("ann@example.org", [USER],
+                   mime("long", "text/plain", "7bit",
+                        b"frontword here\r\n" + filler + b"tailword at the end\r\n"))
+        s.sendmail("ann@example.org", [USER],
+                   mime("short", "text/plain", "7bit", b"nothing much\r\n"))
+        b64 = base64.encodebytes(filler[:230 * 1024] + b"base64tail\r\n")
+        s.sendmail("ann@example.org", [USER],
+                   mime("encoded", "text/plain", "base64", b64.replace(b"\n", b"\r\n")))
+    db = sqlite3.connect(os.path.join(inst.data_dir, "yubin.db"), timeout=10)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            rows = db.execute("SELECT l.uid, g.text_indexed FROM mail l JOIN messages g"
+                              " ON g.id = l.message_id ORDER BY l.uid").fetchall()
+            if rows == [(1, 0), (2, 1), (3, 0)] or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert rows == [(1, 0), (2, 1), (3, 0)]
+        (length,) = db.execute("SELECT length(body) FROM message_text t JOIN mail l"
+                               " ON l.message_id = t.rowid WHERE l.uid = 1").fetchone()
+        assert length <= 256 * 1024
+    finally:
+        db.close()
+    m = imaplib.IMAP4("127.0.0.1", port)
+    try:
+        m.login(USER, PASSWORD)
+        m.select("INBOX", readonly=True)
+        assert search(m, "BODY", "frontword") == [1]
+        assert search(m, "BODY", "tailword") == [1]
+        assert search(m, "TEXT", "tailword") == [1]
+        assert search(m, "BODY", "absentword") == []
+        assert search(m, "NOT", "BODY", "tailword") == [2, 3]
+        assert search(m, "BODY", "much") == [2]
+        assert search(m, "BODY", "base64tail") == [3]
+    finally:
+        m.logout()
