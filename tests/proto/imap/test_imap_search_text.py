@@ -45,19 +45,25 @@ MESSAGES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def srv(module_yubin_factory):
+def start(factory):
+    """A server with USER and IMAP on inst.imap_port."""
     port = yubintest.free_port()
 
     def provision(inst):
         inst.add_domain("example.com")
         inst.add_user(USER, PASSWORD)
-    inst = module_yubin_factory({"imap": {"listen": "127.0.0.1:%d" % port},
-                                 "limits": {"auth_fail_delay": "0"}}, provision=provision)
+    inst = factory({"imap": {"listen": "127.0.0.1:%d" % port},
+                    "limits": {"auth_fail_delay": "0"}}, provision=provision)
+    inst.imap_port = port
+    return inst
+
+
+@pytest.fixture(scope="module")
+def srv(module_yubin_factory):
+    inst = start(module_yubin_factory)
     with smtplib.SMTP("127.0.0.1", inst.port) as s:
         for m in MESSAGES:
             s.sendmail("ann@example.org", [USER], m)
-    inst.imap_port = port
     return inst
 
 
@@ -239,13 +245,7 @@ def test_text_past_the_index_limit_is_read(yubin_factory):
     the part is base64 and its decoded text is shorter than the limit
     while its encoded form is not (message 3)."""
     import time
-    port = yubintest.free_port()
-
-    def provision(inst):
-        inst.add_domain("example.com")
-        inst.add_user(USER, PASSWORD)
-    inst = yubin_factory({"imap": {"listen": "127.0.0.1:%d" % port},
-                          "limits": {"auth_fail_delay": "0"}}, provision=provision)
+    inst = start(yubin_factory)
     filler = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do\r\n" * 6000
     with smtplib.SMTP("127.0.0.1", inst.port) as s:
         s.sendmail("ann@example.org", [USER],
@@ -271,7 +271,7 @@ def test_text_past_the_index_limit_is_read(yubin_factory):
         assert length <= 256 * 1024
     finally:
         db.close()
-    m = imaplib.IMAP4("127.0.0.1", port)
+    m = imaplib.IMAP4("127.0.0.1", inst.imap_port)
     try:
         m.login(USER, PASSWORD)
         m.select("INBOX", readonly=True)
