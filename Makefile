@@ -43,7 +43,7 @@ unit: build build-asan
 	meson test -C $(ASAN) --print-errorlogs
 
 integration: build-asan
-	YUBIN_BIN=$(CURDIR)/$(ASAN)/yubin $(PYTEST) -q tests
+	YUBIN_BIN=$(CURDIR)/$(ASAN)/yubin $(PYTEST) -q --durations=25 tests
 
 test: unit integration
 
