@@ -56,13 +56,14 @@ static void check_body(enum dkim_canon canon, const char *p, size_t len)
 	dkim_body_feed(&b, p, len);
 	dkim_body_end(&b);
 	dkim_body_trace = NULL;
-	if (out.len > 0 && (out.len < 2 || memcmp(out.data + out.len - 2, "\r\n", 2) != 0))
+	const char *o = out.data ? out.data : "";	/* NULL while nothing came */
+	if (out.len > 0 && (out.len < 2 || memcmp(o + out.len - 2, "\r\n", 2) != 0))
 		abort();
 	if (canon == DKIM_CANON_SIMPLE && out.len == 0)
 		abort();
 	if (canon == DKIM_CANON_RELAXED &&
-	    (memchr(out.data, '\t', out.len) != NULL || memmem(out.data, out.len, "  ", 2) ||
-	     memmem(out.data, out.len, " \r\n", 3)))
+	    (memchr(o, '\t', out.len) != NULL || memmem(o, out.len, "  ", 2) ||
+	     memmem(o, out.len, " \r\n", 3)))
 		abort();
 	buf_deinit(&out);
 }
