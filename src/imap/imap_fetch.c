@@ -399,8 +399,7 @@ struct msg_ctx {
 	const struct store_msg *m;
 	int64_t mailbox_id;
 	int fd;			/* body file, opened when first needed */
-	bool prefix_loaded;
-	struct buf prefix;	/* the view holds only its length */
+	struct buf prefix;	/* read when first needed: the view holds its length */
 	bool mime_loaded;
 	struct store_mime mime;
 };
@@ -439,11 +438,12 @@ static int msg_read(struct msg_ctx *x, uint64_t start, uint64_t len, struct buf 
 {
 	const struct store_msg *m = x->m;
 	if (start < m->prefix_len) {
-		if (!x->prefix_loaded) {
+		if (x->prefix.len == 0) {
 			int r = store_msg_prefix(imap_reader(), x->mailbox_id, m->uid, &x->prefix);
-			if (r <= 0 || x->prefix.len != m->prefix_len)
+			if (r <= 0 || x->prefix.len != m->prefix_len) {
+				buf_reset(&x->prefix);
 				return msg_fail(x, r < 0 ? FETCH_ERR_SERVER : FETCH_ERR_EXPUNGED);
-			x->prefix_loaded = true;
+			}
 		}
 		size_t n = m->prefix_len - (size_t)start;
 		if (n > len)

@@ -135,7 +135,6 @@ int store_msg_mime_parse(struct store *s, const struct store_msg *msg, struct st
 
 /* ---- text for the full-text index ---- */
 
-/* Reads [start, start+len) of fd onto out. */
 /* Reads [start, start+len) of fd onto out: 0, 1 when out filled up first
  * (the text is cut there), -1 on a read error. */
 static int pread_range(int fd, uint64_t start, uint64_t len, struct buf *out)
@@ -232,9 +231,8 @@ static void part_text(const struct mime_part *part, struct text_ctx *x, struct b
 	buf_init(&raw, x->max);
 	buf_init(&dec, x->max);
 	buf_init(&utf8, x->max);
-	bool *cut = &x->cut;
 	if (pread_range(x->fd, r.start, r.len, &raw) > 0)
-		*cut = true;
+		x->cut = true;
 	const char *in = raw.data ? raw.data : "";
 	switch (mime_part_cte(part)) {
 	case MIME_CTE_BASE64:
@@ -253,10 +251,10 @@ static void part_text(const struct mime_part *part, struct text_ctx *x, struct b
 	    (cr = charset_to_utf8(charset ? charset : "us-ascii", dec.data, dec.len, &utf8)) == -2)
 		cr = charset_to_utf8("utf-8", dec.data, dec.len, &utf8);
 	if (cr == -1)
-		*cut = true;	/* utf8 is full */
+		x->cut = true;	/* utf8 is full */
 	/* html_text's output is never longer than its input */
 	if (out->len + utf8.len + 1 > out->max)
-		*cut = true;
+		x->cut = true;
 	if (str_ieq(mime_part_subtype(part), "html"))
 		html_text(utf8.data ? utf8.data : "", utf8.len, out);
 	else
